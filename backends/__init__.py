@@ -1,0 +1,1 @@
+"""Lowering of IR graphs to torch modules (see the lowering issue)."""

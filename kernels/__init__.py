@@ -1,0 +1,1 @@
+"""Custom kernels with pure-torch references (see the kernels issue)."""

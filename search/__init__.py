@@ -1,0 +1,1 @@
+"""Search strategies, trainer and history store (see the search issue)."""
