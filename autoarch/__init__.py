@@ -1,0 +1,2 @@
+"""autoarch public API (being written)."""
+from .dsl import SpecError  # noqa: F401

@@ -1,0 +1,1 @@
+"""Compiler: elaboration, search space and graph IR."""
