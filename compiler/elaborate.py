@@ -1,0 +1,654 @@
+"""Elaboration: evaluate a spec's AST, asking a decider at each decision (define-by-run).
+
+One evaluator serves three uses:
+
+- **build** (``build=True``): decisions come from a decider; every op becomes a
+  node of the candidate graph with its shapes, parameters and FLOPs.
+- **light** (``build=False``): decisions come from a decider, tensors stay
+  abstract: sampling and enumeration of assignments, with no graph built.
+- **analysis** (``recorder`` given): no decider; every alternative of every
+  decision is explored, and the recorder builds the space tree that counting,
+  the decision list and conditions come from (see ``space.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..dsl import ast
+from ..dsl.errors import (
+    RequireError,
+    ShapeError,
+    Span,
+    SpecError,
+    SpecLimitError,
+    SpecNameError,
+    SpecTypeError,
+    SpecValueError,
+    suggest,
+)
+from . import arith, config, limits, ops
+from .decisions import Decision
+from .ops.registry import INIT_CALLS, INITS, REQUIRED, ArgSpec, OpCall, OpError, OpSpec
+from .program import DECISION_CALLS, NotConstant, Program, const_value
+from .values import ATENSOR, Abstract, Symbol, SymbolCall, Tensor, is_tensor, type_name
+
+if TYPE_CHECKING:
+    from .deciders import Decider
+    from .space import Recorder
+
+_MISSING = object()
+
+
+class NeedValue(Exception):  # noqa: N818 - control flow, not an error
+    """Analysis met a decision whose value steers control flow: fork on ``decision``."""
+
+    def __init__(self, decision: Decision, span: Span):
+        super().__init__(decision.name)
+        self.decision, self.span = decision, span
+
+
+@dataclass
+class Elaboration:
+    """What one run produced."""
+
+    choices: dict[str, Any]
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[tuple[int, int, int]] = field(default_factory=list)
+    output: int | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+    #: why the candidate is invalid (light mode records instead of raising)
+    invalid: SpecError | None = None
+
+
+class Elaborator:
+    def __init__(self, prog: Program, *, decider: Decider | None = None, build: bool = False,
+                 recorder: Recorder | None = None):
+        self.p = prog
+        self.decider = decider
+        self.build = build
+        self.rec = recorder
+        self.choices: dict[str, Any] = {}
+        self.scope: list[str] = []
+        self.prefix = ""
+        self.defaults: dict[str, tuple[Any, Span]] = {}
+        self.env: dict[str, Any] = {}
+        self.globals: dict[str, Any] = {}
+        self.out = Elaboration(self.choices)
+        self.invalid: SpecError | None = None
+        self._eval = {
+            ast.Number: self._literal, ast.String: self._literal, ast.Bool: self._literal,
+            ast.Name: self._name, ast.ListExpr: self._list, ast.Call: self._call,
+            ast.BinOp: self._binop, ast.UnaryOp: self._unary, ast.Compare: self._compare,
+            ast.IfExp: self._ifexp,
+        }
+
+    # ---- driver ----------------------------------------------------------
+
+    def run(self) -> Elaboration:
+        try:
+            self._run()
+        except SpecError as e:
+            raise e.with_source(self.p.source) from None
+        self.out.invalid = self.invalid
+        return self.out
+
+    def _run(self) -> None:
+        p = self.p
+        for let in p.lets:
+            self.globals[let.name] = self.eval(let.value)
+        m = p.model
+        self.push(m.name)
+        in_shape = self.shape_of(m.input_shape)
+        x = self.add_node(ops.get("input"), {"shape": in_shape}, (), in_shape, m.span,
+                          name=m.input_name) if self.build else ATENSOR
+        self.env = {m.input_name: x}
+        self.exec_body(m.body[:-1])
+        ret: ast.Return = m.body[-1]  # type: ignore[assignment]
+        value = self.eval(ret.value)
+        out_shape = self.shape_of(m.output_shape)
+        if not is_tensor(value):
+            raise SpecTypeError(f"a model returns a tensor, got {type_name(value)}",
+                                ret.value.span)
+        if self.build:
+            if value.shape != out_shape:
+                raise ShapeError(f"model '{m.name}' returns shape {list(value.shape)} but "
+                                 f"declares -> {list(out_shape)}", ret.value.span)
+            self.out.output = self.add_node(ops.get("output"), {}, (value,), out_shape,
+                                            ret.span).node
+        self.pop()
+        for blk, word in ((p.train, "train"), (p.search, "search")):
+            if blk is None:
+                continue
+            self.env = {}
+            self.push(word)
+            target = self.out.train if word == "train" else self.out.search
+            for s in blk.settings:
+                if s.name in target:
+                    raise SpecError(f"{word} setting '{s.name}' is given twice", s.span)
+                target[s.name] = config.check_setting(word, s.name, self.eval(s.value),
+                                                      s.value.span, s.span)
+            self.pop()
+
+    def shape_of(self, dims: tuple[ast.Expr, ...]) -> tuple[int, ...]:
+        out = []
+        for e in dims:
+            try:
+                v = const_value(e, self.p.constants)
+            except NotConstant:
+                raise SpecValueError("model shapes must be constants (numbers or top-level "
+                                     "`let` constants)", e.span) from None
+            out.append(self.dim(v, e.span))
+        return tuple(out)
+
+    def dim(self, v: Any, span: Span) -> int:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SpecValueError(f"a dimension must be a positive integer, got {v!r}", span)
+        if v > limits.MAX_DIM:
+            raise SpecLimitError(f"dimension {v:,} exceeds the limit {limits.MAX_DIM:,}", span)
+        return v
+
+    # ---- scopes ----------------------------------------------------------
+
+    def push(self, part: str) -> None:
+        self.scope.append(part)
+        self.prefix = ".".join(self.scope) + "." if self.scope else ""
+
+    def pop(self) -> None:
+        self.scope.pop()
+        self.prefix = ".".join(self.scope) + "." if self.scope else ""
+
+    def full_name(self, local: str) -> str:
+        return self.prefix + local if local else self.prefix[:-1] or "return"
+
+    # ---- statements ------------------------------------------------------
+
+    def exec_body(self, stmts: tuple[ast.Stmt, ...]) -> None:
+        for s in stmts:
+            t = type(s)
+            if t is ast.Assign or t is ast.Let:
+                self.env[s.name] = self.eval(s.value)  # type: ignore[union-attr]
+            elif t is ast.Repeat:
+                self.exec_repeat(s)  # type: ignore[arg-type]
+            elif t is ast.With:
+                self.exec_with(s)  # type: ignore[arg-type]
+            elif t is ast.Require:
+                self.exec_require(s)  # type: ignore[arg-type]
+
+    def exec_with(self, s: ast.With) -> None:
+        new = dict(self.defaults)
+        allowed = ops.attribute_names()
+        for b in s.bindings:
+            if b.name not in allowed:
+                raise SpecNameError(f"no op takes an argument '{b.name}' for `with` to default",
+                                    b.span, hint=suggest(b.name, allowed))
+            new[b.name] = (self.eval(b.value), b.value.span)
+        saved, self.defaults = self.defaults, new
+        try:
+            self.exec_body(s.body)
+        finally:
+            self.defaults = saved
+
+    def exec_require(self, s: ast.Require) -> None:
+        cond = self.eval(s.cond)
+        if self.rec is not None or type(cond) is Abstract:
+            return
+        if not arith.truth(cond, s.cond.span):
+            err = RequireError(s.message or "requirement does not hold", s.cond.span)
+            if self.build:
+                raise err
+            if self.invalid is None:
+                self.invalid = err.with_source(self.p.source)
+
+    def exec_repeat(self, s: ast.Repeat) -> None:
+        name = self.p.names[id(s)]
+        if self.rec is not None and self.rec.structural_repeat(self, s, name):
+            return
+        count = self.concrete(self.eval(s.count), s.count.span)
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise SpecValueError(f"repeat needs a count >= 0, got {count!r}", s.count.span)
+        self.check_repeat(count, s.count.span)
+        for i in range(count):
+            self.iterate(s, name, i)
+
+    def check_repeat(self, count: int, span: Span) -> None:
+        if count > limits.MAX_REPEAT:
+            raise SpecLimitError(f"repeat count {count:,} exceeds the limit "
+                                 f"{limits.MAX_REPEAT:,}", span)
+
+    def iterate(self, s: ast.Repeat, name: str, i: int) -> None:
+        self.push(f"{name}[{i}]")
+        if s.var is not None:
+            self.env[s.var] = i
+        self.exec_body(s.body)
+        self.pop()
+
+    # ---- expressions -----------------------------------------------------
+
+    def eval(self, e: ast.Expr) -> Any:
+        return self._eval[type(e)](e)
+
+    def _literal(self, e: ast.Number | ast.String | ast.Bool) -> Any:
+        return e.value
+
+    def _name(self, e: ast.Name) -> Any:
+        v = self.env.get(e.id, _MISSING)
+        if v is _MISSING:
+            v = self.globals.get(e.id, _MISSING)
+            if v is _MISSING:
+                if e.id in self.p.defs:
+                    raise SpecTypeError(f"def '{e.id}' must be called: {e.id}(...)", e.span)
+                return Symbol(e.id)
+        return v
+
+    def _list(self, e: ast.ListExpr) -> tuple[Any, ...]:
+        return tuple(self.eval(x) for x in e.items)
+
+    def known_names(self) -> list[str]:
+        return list(self.env) + list(self.globals)
+
+    def unknown(self, sym: Symbol, span: Span) -> SpecNameError:
+        return arith.unknown_name(sym, span, self.known_names())
+
+    def _binop(self, e: ast.BinOp) -> Any:
+        op = e.op
+        if op == "and" or op == "or":
+            left = self.concrete(self.eval(e.left), e.left.span)
+            if type(left) is Symbol:
+                raise self.unknown(left, e.left.span)
+            if arith.truth(left, e.left.span) == (op == "or"):
+                return left
+            return self.eval(e.right)
+        a, b = self.eval(e.left), self.eval(e.right)
+        ta, tb = type(a), type(b)
+        if ta is Symbol and op in "+-*/%" and tb is not Symbol:
+            raise self.unknown(a, e.left.span)
+        if tb is Symbol and ta is not Symbol:
+            raise self.unknown(b, e.right.span)
+        if ta is Abstract or tb is Abstract:
+            if is_tensor(a) or is_tensor(b):
+                return self.tensor_arith(op, a, b, e)
+            return Abstract(_taint(a) | _taint(b))
+        if ta is Tensor or tb is Tensor:
+            return self.tensor_arith(op, a, b, e)
+        return arith.binop(op, a, b, e.span)
+
+    def tensor_arith(self, op: str, a: Any, b: Any, e: ast.BinOp) -> Any:
+        both = is_tensor(a) and is_tensor(b)
+        if op == "+" and both:
+            return self.apply(ops.get("add"), {"a": a, "b": b}, e.span, {})
+        if op == "*" and both:
+            return self.apply(ops.get("mul"), {"a": a, "b": b}, e.span, {})
+        if op == "*":
+            x, f = (a, b) if is_tensor(a) else (b, a)
+            if arith.is_number(f) or type(f) is Abstract:
+                return self.apply(ops.get("scale"), {"x": x, "factor": f}, e.span, {})
+        raise SpecTypeError(f"cannot apply '{op}' to {type_name(a)} and {type_name(b)}", e.span,
+                            hint="tensors support a + b (residual), a * b (gating) and "
+                                 "number * tensor")
+
+    def _unary(self, e: ast.UnaryOp) -> Any:
+        v = self.eval(e.operand)
+        if type(v) is Abstract and not is_tensor(v):
+            if e.op == "not":
+                self.concrete(v, e.span)
+            return v
+        if is_tensor(v):
+            if e.op == "+":
+                return v
+            if e.op == "-":
+                return self.apply(ops.get("scale"), {"x": v, "factor": -1}, e.span, {})
+        if type(v) is Symbol:
+            raise self.unknown(v, e.operand.span)
+        return arith.unary(e.op, v, e.span)
+
+    def _compare(self, e: ast.Compare) -> Any:
+        values = [self.eval(x) for x in e.operands]
+        for v, x in zip(values, e.operands, strict=True):
+            if is_tensor(v):
+                raise SpecTypeError("tensors cannot be compared", x.span)
+        if any(type(v) is Abstract for v in values):
+            return Abstract(frozenset().union(*(_taint(v) for v in values)))
+        for i, op in enumerate(e.ops):
+            if not arith.compare(op, values[i], values[i + 1], e.span):
+                return False
+        return True
+
+    def _ifexp(self, e: ast.IfExp) -> Any:
+        test = self.concrete(self.eval(e.test), e.test.span)
+        if type(test) is Symbol:
+            raise self.unknown(test, e.test.span)
+        return self.eval(e.body if arith.truth(test, e.test.span) else e.orelse)
+
+    def concrete(self, v: Any, span: Span) -> Any:
+        """The value itself; during analysis, an unknown one forks the analysis."""
+        if type(v) is Abstract and not v.tensor:
+            if self.rec is None:
+                raise SpecError("internal: unknown value outside analysis", span)
+            raise NeedValue(self.rec.fork_target(v.taint, span), span)
+        return v
+
+    # ---- calls -----------------------------------------------------------
+
+    def _call(self, e: ast.Call) -> Any:
+        f = e.func
+        if f in DECISION_CALLS:
+            return self.decision(e)
+        d = self.p.defs.get(f)
+        if d is not None:
+            return self.call_def(e, d)
+        spec = ops.get(f)
+        if spec is not None and not spec.internal:
+            return self.call_op(e, spec)
+        args = tuple(self.eval(a.value) for a in e.args if a.kind == "pos")
+        kwargs = tuple((a.name, self.eval(a.value)) for a in e.args if a.kind == "kw")
+        return SymbolCall(f, args, kwargs)  # type: ignore[arg-type]
+
+    def call_def(self, e: ast.Call, d: ast.Def) -> Any:
+        env: dict[str, Any] = {}
+        pos = [a for a in e.args if a.kind == "pos"]
+        for prm, a in zip(d.params, pos, strict=False):
+            env[prm.name] = self.eval(a.value)
+        for a in e.args:
+            if a.kind == "kw":
+                env[a.name] = self.eval(a.value)  # type: ignore[index]
+        saved = self.env
+        self.env = env
+        self.push(self.p.names[id(e)])
+        if self.rec is not None:
+            self.rec.step(e.span)
+        try:
+            for prm in d.params:
+                if prm.name not in env:
+                    env[prm.name] = self.eval(prm.default)  # type: ignore[arg-type]
+            if d.expr is not None:
+                return self.eval(d.expr)
+            self.exec_body(d.body[:-1])  # type: ignore[index]
+            return self.eval(d.body[-1].value)  # type: ignore[index, union-attr]
+        finally:
+            self.pop()
+            self.env = saved
+
+    def call_op(self, e: ast.Call, spec: OpSpec) -> Any:
+        pos = [a for a in e.args if a.kind == "pos"]
+        if len(pos) > len(spec.args):
+            raise SpecTypeError(f"{spec.name}() takes at most {len(spec.args)} positional "
+                                f"argument(s), got {len(pos)}", pos[len(spec.args)].span)
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        for a_spec, a in zip(spec.args, pos, strict=False):
+            values[a_spec.name] = self.eval(a.value)
+            spans[a_spec.name] = a.value.span
+        for a in e.args:
+            if a.kind == "kw":
+                if a.name not in spec.by_name:
+                    raise SpecTypeError(f"{spec.name}() has no argument '{a.name}'", a.span,
+                                        hint=suggest(a.name or "", spec.by_name,
+                                                     listing="it takes"))
+                if a.name in values:
+                    raise SpecTypeError(f"argument '{a.name}' of {spec.name}() given twice",
+                                        a.span)
+                values[a.name] = self.eval(a.value)  # type: ignore[index]
+                spans[a.name] = a.value.span  # type: ignore[index]
+        for a_spec in spec.args:
+            name = a_spec.name
+            if name in values:
+                continue
+            dflt = self.defaults.get(name)
+            if dflt is not None:
+                values[name], spans[name] = dflt
+            elif a_spec.default is REQUIRED:
+                raise SpecTypeError(f"{spec.name}() is missing argument '{name}'", e.span,
+                                    hint="it takes " + ", ".join(a.name for a in spec.args))
+            else:
+                values[name] = a_spec.default
+        for a_spec in spec.args:
+            name = a_spec.name
+            values[name] = self.convert(spec, a_spec, values[name], spans.get(name, e.span))
+        return self.apply(spec, values, e.span, spans)
+
+    def apply(self, spec: OpSpec, values: dict[str, Any], span: Span,
+              spans: dict[str, Span]) -> Any:
+        if self.rec is not None:
+            self.rec.step(span)
+        if not self.build:
+            return ATENSOR
+        args = {}
+        inputs = []
+        for k, v in values.items():
+            if type(v) is Tensor:
+                args[k] = v.shape
+                inputs.append(v)
+            else:
+                args[k] = v
+        call = OpCall(spec.name, args)
+        try:
+            shape = spec.shape(call)
+            call.out_shape = shape
+            n_params = spec.params(call)
+            flops = spec.flops(call)
+        except OpError as err:
+            where = spans.get(err.arg, span) if err.arg else span
+            cls = ShapeError if err.kind == "shape" else SpecValueError
+            raise cls(f"{spec.name}: {err.message}", where, hint=err.hint) from None
+        for d in shape:
+            if d < 1:
+                raise ShapeError(f"{spec.name} would produce an empty shape {list(shape)}", span)
+            if d > limits.MAX_DIM:
+                raise SpecLimitError(f"{spec.name} would produce dimension {d:,}, over the "
+                                     f"limit {limits.MAX_DIM:,}", span)
+        attrs = {k: v for k, v in args.items() if type(values[k]) is not Tensor}
+        attrs["_params"] = n_params
+        attrs["_flops"] = flops
+        attrs["_sparse"] = spec.sparse_weights(call) if spec.parametric else 0
+        return self.add_node(spec, attrs, inputs, shape, span)
+
+    def add_node(self, spec: OpSpec, attrs: dict[str, Any], inputs: Any, shape: tuple[int, ...],
+                 span: Span, name: str | None = None) -> Tensor:
+        nodes = self.out.nodes
+        nid = len(nodes)
+        if nid >= limits.MAX_NODES:
+            raise SpecLimitError(f"candidate has more than {limits.MAX_NODES:,} ops", span)
+        params = attrs.pop("_params", 0)
+        frozen = attrs.get("frozen", False)
+        nodes.append({
+            "op": spec.name, "attrs": attrs, "shape": shape,
+            "in_shapes": tuple(t.shape for t in inputs), "params": params,
+            "trainable_params": 0 if frozen else params, "flops": attrs.pop("_flops", 0),
+            "sparse_weights": attrs.pop("_sparse", 0), "span": span,
+            "scope": self.prefix[:-1], "name": name,
+        })
+        edges = self.out.edges
+        for pos, t in enumerate(inputs):
+            edges.append((t.node, nid, pos))
+        return Tensor(nid, shape)
+
+    # ---- argument conversion -------------------------------------------
+
+    def convert(self, spec: OpSpec, a: ArgSpec, v: Any, span: Span) -> Any:
+        t = a.type
+        if type(v) is Abstract:
+            if t == "tensor" and v.tensor is False:
+                raise SpecTypeError(f"argument '{a.name}' of {spec.name}() must be a tensor",
+                                    span)
+            return v
+        if v is None and a.default is None:
+            return None
+        if t == "tensor":
+            if type(v) is not Tensor:
+                self._wrong(spec, a, v, span, "a tensor")
+            return v
+        if type(v) is Symbol and t not in ("symbol", "init"):
+            raise self.unknown(v, span)
+        if t == "int":
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            if isinstance(v, bool) or not isinstance(v, int):
+                self._wrong(spec, a, v, span, "an integer")
+        elif t == "float":
+            if not arith.is_number(v):
+                self._wrong(spec, a, v, span, "a number")
+        elif t == "bool":
+            if not isinstance(v, bool):
+                self._wrong(spec, a, v, span, "true or false")
+        elif t == "symbol":
+            if type(v) is str and v in a.symbols:  # a default, or a string literal
+                return v
+            if type(v) is not Symbol or v.name not in a.symbols:
+                name = v.name if type(v) is Symbol else None
+                raise SpecNameError(
+                    f"unknown {a.name} '{name}' for {spec.name}()" if name else
+                    f"argument '{a.name}' of {spec.name}() must be one of "
+                    f"{', '.join(a.symbols)}, got {type_name(v)}", span,
+                    hint=suggest(name or "", a.symbols, listing="expected one of"))
+            v = v.name
+        elif t == "ints":
+            if not isinstance(v, tuple):
+                self._wrong(spec, a, v, span, "a list of integers like [8, 8]")
+            v = tuple(self.dim_or_minus(x, span) for x in v)
+        elif t == "init":
+            v = self.init_value(v, span)
+        elif t == "sparsity":
+            v = self.sparsity_value(v, span)
+        if a.check is not None:
+            msg = a.check(v)
+            if msg is not None:
+                raise SpecValueError(f"argument '{a.name}' of {spec.name}() {msg}", span)
+        return v
+
+    def dim_or_minus(self, x: Any, span: Span) -> Any:
+        if type(x) is Abstract or x == -1:
+            return x
+        return self.dim(x, span)
+
+    def _wrong(self, spec: OpSpec, a: ArgSpec, v: Any, span: Span, want: str) -> None:
+        raise SpecTypeError(f"argument '{a.name}' of {spec.name}() must be {want}, "
+                            f"got {type_name(v)}", span)
+
+    def init_value(self, v: Any, span: Span) -> Any:
+        if type(v) is Symbol and v.name in INITS:
+            return v.name
+        if type(v) is SymbolCall and v.name in INIT_CALLS:
+            if v.name == "normal":
+                std = v.get("std", 0)
+                if len(v.args) + len(v.kwargs) != 1 or not (
+                        type(std) is Abstract or (arith.is_number(std) and std > 0)):
+                    raise SpecValueError("normal(std) needs one positive std", span)
+            else:
+                base = v.get("base", 0)
+                if len(v.args) + len(v.kwargs) != 1 or not (
+                        type(base) is Abstract or (isinstance(base, int)
+                                                   and not isinstance(base, bool) and base > 0)):
+                    raise SpecValueError("mup(base = w) needs one positive integer base width",
+                                         span)
+            return v
+        name = v.name if isinstance(v, Symbol | SymbolCall) else str(v)
+        raise SpecNameError(f"unknown init '{name}'", span,
+                            hint=suggest(name, INITS + tuple(f"{c}(...)" for c in INIT_CALLS),
+                                         listing="expected one of"))
+
+    def sparsity_value(self, v: Any, span: Span) -> Any:
+        if type(v) is SymbolCall and v.name == "nm":
+            n, m = v.get("n", 0), v.get("m", 1)
+            ok = (len(v.args) + len(v.kwargs) == 2 and all(
+                isinstance(x, int) and not isinstance(x, bool) for x in (n, m))
+                and 1 <= n <= m)
+            if not ok:
+                raise SpecValueError("nm(n, m) keeps n of every m weights: needs integers "
+                                     "1 <= n <= m", span)
+            return v
+        if not arith.is_number(v) or not 0 <= v < 1:
+            raise SpecValueError(f"sparsity must be a fraction 0 <= s < 1 or nm(n, m), "
+                                 f"got {type_name(v)} {v!r}", span)
+        return v
+
+    # ---- decisions -------------------------------------------------------
+
+    def decision(self, e: ast.Call) -> Any:
+        name = self.full_name(self.p.names[id(e)])
+        dec = self.p.decisions.get(name)
+        if dec is None:
+            dec = self.p.decisions[name] = make_decision(self.p, e, name)
+        if self.rec is not None:
+            return self.rec.decision(self, e, dec)
+        if name in self.choices:
+            raise SpecError(f"two decisions are both named {name}", e.span,
+                            hint="rename a `let` or def so their names differ")
+        value = self.decider.decide(dec)  # type: ignore[union-attr]
+        self.choices[name] = value
+        return self.take(e, dec, value)
+
+    def take(self, e: ast.Call, dec: Decision, value: Any) -> Any:
+        """The value of decision ``e`` when ``value`` is chosen (evaluates the alternative)."""
+        f = e.func
+        if f == "choice":
+            return self.eval(e.args[_index(dec, value)].value)
+        if f == "optional":
+            inner: ast.Call = e.args[0].value  # type: ignore[assignment]
+            return self.eval(inner if value else inner.positional[0].value)
+        return value
+
+
+def _index(dec: Decision, value: Any) -> int:
+    for i, c in enumerate(dec.choices):
+        if type(c) is type(value) and c == value:
+            return i
+    raise SpecError(f"internal: {value!r} is not an alternative of {dec.name}", dec.span)
+
+
+def _taint(v: Any) -> frozenset[str]:
+    return v.taint if type(v) is Abstract else frozenset()
+
+
+def make_decision(prog: Program, e: ast.Call, name: str) -> Decision:
+    f = e.func
+    if f == "choice":
+        return Decision(name, "categorical", tuple(prog.labels[id(e)]), span=e.span)
+    if f == "optional":
+        return Decision(name, "categorical", (True, False), span=e.span)
+    pos = [a.value for a in e.args if a.kind == "pos"]
+    kw = {a.name: a.value for a in e.args if a.kind == "kw"}
+
+    def const(x: ast.Expr) -> Any:
+        try:
+            return const_value(x, prog.constants)
+        except NotConstant:
+            raise SpecValueError(f"the arguments of {f}() must be constants (numbers or "
+                                 "top-level `let` constants)", x.span) from None
+
+    lo, hi = const(pos[0]), const(pos[1])
+    log = const(kw["log"]) if "log" in kw else False
+    step = const(kw["step"]) if "step" in kw else None
+    if not isinstance(log, bool):
+        raise SpecTypeError(f"log must be true or false, got {log!r}", kw["log"].span)
+    if f == "int":
+        for v, x in ((lo, pos[0]), (hi, pos[1])):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise SpecTypeError(f"int() bounds must be integers, got {v!r}", x.span)
+        step = 1 if step is None else step
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise SpecValueError(f"int() step must be a positive integer, got {step!r}",
+                                 kw["step"].span)
+        if log and (lo < 1 or step != 1):
+            raise SpecValueError("int(..., log = true) needs low >= 1 and no step", e.span)
+        hi = lo + (hi - lo) // step * step if hi >= lo else hi
+    else:
+        for v, x in ((lo, pos[0]), (hi, pos[1])):
+            if not arith.is_number(v):
+                raise SpecTypeError(f"float() bounds must be numbers, got {v!r}", x.span)
+        lo, hi = float(lo), float(hi)
+        if step is not None and (not arith.is_number(step) or step <= 0 or log):
+            raise SpecValueError("float() step must be a positive number (and not with log)",
+                                 kw["step"].span)
+        if log and lo <= 0:
+            raise SpecValueError(f"float(..., log = true) needs low > 0, got {lo}", pos[0].span)
+    if hi < lo:
+        raise SpecValueError(f"{f}({lo}, {hi}) is an empty range: low is above high", e.span,
+                             hint=f"did you mean {f}({hi}, {lo})?")
+    return Decision(name, f, low=lo, high=hi, step=step, log=log, span=e.span)  # type: ignore[arg-type]

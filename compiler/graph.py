@@ -1,0 +1,137 @@
+"""The IR of one candidate: a networkx DiGraph of ops, with its costs and hash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+
+from .elaborate import Elaboration
+from .hashing import wl_hash
+from .values import SymbolCall, to_json
+
+BYTES_PER_VALUE = 4  # fp32
+
+
+class Graph:
+    """A candidate architecture: ops with input/output shapes, params, FLOPs and spans.
+
+    Node attributes (``graph.nx.nodes[i]``): ``op``, ``attrs`` (the op's non-tensor
+    arguments), ``in_shapes``, ``shape`` (output), ``params``, ``trainable_params``,
+    ``flops``, ``sparse_weights``, ``span`` (source location), ``scope`` (where in
+    the spec it was built); edges carry ``pos``, the argument position.
+
+    Example:
+        >>> g = spec.build(spec.space().sample(seed=0))
+        >>> g.params, g.flops, g.hash
+    """
+
+    def __init__(self, run: Elaboration, model: str):
+        self.model = model
+        self.choices: dict[str, Any] = dict(run.choices)
+        self.train: dict[str, Any] = run.train
+        self.search: dict[str, Any] = run.search
+        self._nodes = run.nodes
+        self._edges = run.edges
+        self.output = run.output
+        g = nx.DiGraph(model=model)
+        g.add_nodes_from(enumerate(run.nodes))
+        g.add_edges_from((u, v, {"pos": p}) for u, v, p in run.edges)
+        self.nx = g
+        self.params = sum(nd["params"] for nd in run.nodes)
+        self.trainable_params = sum(nd["trainable_params"] for nd in run.nodes)
+        self.flops = sum(nd["flops"] for nd in run.nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __repr__(self) -> str:
+        return (f"Graph({self.model}: {len(self)} ops, params={self.params:,}, "
+                f"flops={self.flops:,}, hash={self.hash})")
+
+    @cached_property
+    def hash(self) -> str:
+        """Canonical: isomorphic candidates share it, different ones do not."""
+        return wl_hash(self._nodes, self._edges)
+
+    @cached_property
+    def activations(self) -> int:
+        """Values in all op outputs for one example."""
+        total = 0
+        for nd in self._nodes:
+            n = 1
+            for d in nd["shape"]:
+                n *= d
+            total += n
+        return total
+
+    @property
+    def memory(self) -> int:
+        """Estimated bytes: fp32 parameters plus one example's fp32 activations."""
+        return BYTES_PER_VALUE * (self.params + self.activations)
+
+    @cached_property
+    def effective_params(self) -> float:
+        """Parameters left non-zero by the sparsity masks (expected count)."""
+        total = float(self.params)
+        for nd in self._nodes:
+            s = nd["attrs"].get("sparsity", 0.0)
+            if isinstance(s, SymbolCall):  # nm(n, m) keeps n of every m
+                n, m = s.get("n", 0), s.get("m", 1)
+                s = 1 - n / m
+            total -= nd["sparse_weights"] * s
+        return total
+
+    def costs(self) -> dict[str, Any]:
+        """The costs a `constraint` may name."""
+        return {"params": self.params, "trainable_params": self.trainable_params,
+                "flops": self.flops, "memory": self.memory}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "choices": {k: to_json(v) for k, v in self.choices.items()},
+            "params": self.params, "trainable_params": self.trainable_params,
+            "flops": self.flops, "memory": self.memory, "hash": self.hash,
+            "nodes": [
+                {"id": i, "op": nd["op"], "name": nd["name"], "scope": nd["scope"],
+                 "attrs": {k: to_json(v) for k, v in nd["attrs"].items()},
+                 "in_shapes": [list(s) for s in nd["in_shapes"]], "shape": list(nd["shape"]),
+                 "params": nd["params"], "trainable_params": nd["trainable_params"],
+                 "flops": nd["flops"],
+                 "span": {"file": nd["span"].filename, "line": nd["span"].line,
+                          "column": nd["span"].column}}
+                for i, nd in enumerate(self._nodes)
+            ],
+            "edges": [{"src": u, "dst": v, "pos": p} for u, v, p in self._edges],
+            "output": self.output,
+        }
+
+    def to_dot(self) -> str:
+        lines = [f'digraph "{self.model}" {{', "  rankdir=TB;",
+                 '  node [shape=box, fontname="Helvetica", fontsize=10];']
+        for i, nd in enumerate(self._nodes):
+            extra = _short_attrs(nd["attrs"])
+            label = f"{nd['op']}{extra}\\n{list(nd['shape'])}"
+            if nd["params"]:
+                label += f"\\n{nd['params']:,} params"
+            lines.append(f'  n{i} [label="{_escape(label)}"];')
+        for u, v, p in self._edges:
+            lines.append(f"  n{u} -> n{v}" + (f' [label="{p}"]' if p else "") + ";")
+        lines.append("}")
+        return "\n".join(lines)
+
+
+def _short_attrs(attrs: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in attrs.items()
+             if k not in ("init", "sparsity", "bias", "frozen") and v is not None}
+    if not shown:
+        return ""
+    return "(" + ", ".join(f"{k}={json.dumps(to_json(v))}" for k, v in shown.items()) + ")"
+
+
+def _escape(s: str) -> str:
+    return s.replace('"', '\\"')

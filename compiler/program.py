@@ -1,0 +1,515 @@
+"""Static analysis of a parsed spec: everything that can be checked before any decision.
+
+- exactly one model, at most one train and one search block;
+- every call names an op, a def, a decision builtin or a symbol constructor;
+- def arity and keywords; no recursion between defs; `return` placement;
+- stable, readable local names for every decision site, def call and repeat
+  (contract rule 4): the elaborator prefixes them with the dynamic scope path.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dsl import ast
+from ..dsl.errors import Span, SpecError, SpecNameError, SpecTypeError, SpecValueError, suggest
+from . import arith, ops
+from .config import SYMBOL_CALLS
+
+DECISION_CALLS = ("choice", "int", "float", "optional")
+
+
+@dataclass
+class Program:
+    module: ast.Module
+    model: ast.Model
+    defs: dict[str, ast.Def]
+    lets: list[ast.Let]
+    train: ast.Train | None
+    search: ast.Search | None
+    #: id(node) -> local site name, for decision calls, def calls and repeats
+    names: dict[int, str] = field(default_factory=dict)
+    #: top-level lets whose value involves no decision, folded
+    constants: dict[str, Any] = field(default_factory=dict)
+    #: id(choice call) -> the labels of its alternatives
+    labels: dict[int, list[Any]] = field(default_factory=dict)
+    #: full decision name -> Decision, filled as elaboration meets them
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        return self.module.filename
+
+    @property
+    def source(self) -> str:
+        return self.module.source
+
+
+def analyze(module: ast.Module) -> Program:
+    try:
+        return _analyze(module)
+    except SpecError as e:
+        raise e.with_source(module.source) from None
+
+
+def _analyze(module: ast.Module) -> Program:
+    models = [i for i in module.items if isinstance(i, ast.Model)]
+    if not models:
+        raise SpecError("a spec needs exactly one model, found none",
+                        Span(module.filename, 1, 1, 1, 2),
+                        hint="add `model NAME(x: [d]) -> [k] { ... return ... }`")
+    if len(models) > 1:
+        raise SpecError(f"a spec has exactly one model; '{models[1].name}' is a second one "
+                        f"(the first, '{models[0].name}', is at line {models[0].span.line})",
+                        models[1].span)
+    blocks: dict[type, ast.Node] = {}
+    for item in module.items:
+        if isinstance(item, ast.Train | ast.Search):
+            if type(item) in blocks:
+                word = "train" if isinstance(item, ast.Train) else "search"
+                raise SpecError(f"a second `{word}` block (the first is at line "
+                                f"{blocks[type(item)].span.line})", item.span)
+            blocks[type(item)] = item
+    defs: dict[str, ast.Def] = {}
+    lets: list[ast.Let] = []
+    seen_lets: dict[str, ast.Let] = {}
+    for item in module.items:
+        if isinstance(item, ast.Def):
+            _check_def_name(item, defs)
+            defs[item.name] = item
+        elif isinstance(item, ast.Let):
+            if item.name in seen_lets:
+                raise SpecError(f"'{item.name}' is already defined at line "
+                                f"{seen_lets[item.name].span.line}", item.name_span)
+            seen_lets[item.name] = item
+            lets.append(item)
+    prog = Program(module, models[0], defs, lets, blocks.get(ast.Train),  # type: ignore[arg-type]
+                   blocks.get(ast.Search))  # type: ignore[arg-type]
+    checker = _Checker(prog)
+    checker.run()
+    _check_recursion(prog, checker.def_calls)
+    _Namer(prog).run()
+    prog.constants = _fold_constants(lets)
+    return prog
+
+
+def _check_def_name(d: ast.Def, defs: dict[str, ast.Def]) -> None:
+    if d.name in defs:
+        raise SpecError(f"def '{d.name}' is already defined at line {defs[d.name].span.line}",
+                        d.span)
+    if ops.get(d.name) or d.name in DECISION_CALLS or d.name in SYMBOL_CALLS:
+        raise SpecError(f"def '{d.name}' would hide the built-in '{d.name}'", d.span,
+                        hint="choose another name")
+    names = [p.name for p in d.params]
+    for i, p in enumerate(d.params):
+        if p.name in names[:i]:
+            raise SpecError(f"parameter '{p.name}' appears twice", p.span)
+
+
+# ---- checks over every statement and expression ---------------------------
+
+
+class _Checker:
+    def __init__(self, prog: Program):
+        self.p = prog
+        self.def_calls: dict[str, list[ast.Call]] = defaultdict(list)
+        self.current_def: str | None = None
+        self.known_calls = (set(DECISION_CALLS) | set(SYMBOL_CALLS) | set(prog.defs)
+                            | set(ops.public_names()))
+
+    def run(self) -> None:
+        for let in self.p.lets:
+            self.expr(let.value)
+        for d in self.p.defs.values():
+            self.current_def = d.name
+            for prm in d.params:
+                if prm.default is not None:
+                    self.expr(prm.default)
+            if d.body is not None:
+                self.body(d.body, f"def '{d.name}'", d.span, top=True)
+            else:
+                self.expr(d.expr)  # type: ignore[arg-type]
+        self.current_def = None
+        m = self.p.model
+        for e in m.input_shape + m.output_shape:
+            self.expr(e)
+        self.body(m.body, f"model '{m.name}'", m.span, top=True)
+        for blk in (self.p.train, self.p.search):
+            if blk is not None:
+                for s in blk.settings:
+                    self.expr(s.value)
+        if self.p.search is not None:
+            for c in self.p.search.constraints:
+                self.expr(c.expr)
+
+    def body(self, stmts: tuple[ast.Stmt, ...], what: str, span: Span, *, top: bool) -> None:
+        for i, s in enumerate(stmts):
+            if isinstance(s, ast.Return):
+                if not top:
+                    raise SpecError("`return` must be the last statement of a model or def, "
+                                    "not inside `repeat` or `with`", s.span)
+                if i != len(stmts) - 1:
+                    raise SpecError("statement after `return` is never reached",
+                                    stmts[i + 1].span)
+            if isinstance(s, ast.Let | ast.Assign):
+                self.expr(s.value)
+            elif isinstance(s, ast.Repeat):
+                self.expr(s.count)
+                self.body(s.body, what, span, top=False)
+            elif isinstance(s, ast.With):
+                for b in s.bindings:
+                    self.expr(b.value)
+                self.body(s.body, what, span, top=False)
+            elif isinstance(s, ast.Require):
+                self.expr(s.cond)
+            elif isinstance(s, ast.Return):
+                self.expr(s.value)
+        if top and not (stmts and isinstance(stmts[-1], ast.Return)):
+            raise SpecError(f"{what} does not end with `return`", span,
+                            hint="the last statement must be `return <tensor>`")
+
+    def expr(self, e: ast.Expr) -> None:
+        if isinstance(e, ast.Call):
+            self.call(e)
+        elif isinstance(e, ast.BinOp):
+            self.expr(e.left)
+            self.expr(e.right)
+        elif isinstance(e, ast.UnaryOp):
+            self.expr(e.operand)
+        elif isinstance(e, ast.Compare):
+            for x in e.operands:
+                self.expr(x)
+        elif isinstance(e, ast.IfExp):
+            for x in (e.test, e.body, e.orelse):
+                self.expr(x)
+        elif isinstance(e, ast.ListExpr):
+            for x in e.items:
+                self.expr(x)
+
+    def call(self, c: ast.Call) -> None:
+        f = c.func
+        if f not in self.known_calls:
+            raise SpecNameError(f"unknown op '{f}'", c.func_span,
+                                hint=suggest(f, self.known_calls) or "see `autoarch ops`")
+        labels = [a for a in c.args if a.kind == "label"]
+        if labels and f != "choice":
+            raise SpecTypeError("labelled arguments (name: value) are only for choice()",
+                                labels[0].span)
+        seen: set[str] = set()
+        for a in c.args:
+            if a.kind != "pos":
+                if a.name in seen:
+                    raise SpecTypeError(f"argument '{a.name}' given twice", a.span)
+                seen.add(a.name)  # type: ignore[arg-type]
+        if f == "choice":
+            self._choice(c)
+        elif f in ("int", "float"):
+            self._numeric(c)
+        elif f == "optional":
+            self._optional(c)
+        elif f in self.p.defs:
+            self._def_call(c, self.p.defs[f])
+        for a in c.args:
+            self.expr(a.value)
+
+    def _choice(self, c: ast.Call) -> None:
+        if not c.args:
+            raise SpecValueError("choice() needs at least one alternative", c.span)
+        kws = [a for a in c.args if a.kind == "kw"]
+        if kws:
+            raise SpecTypeError("choice() takes alternatives, optionally labelled "
+                                "`name: value`, not keyword arguments", kws[0].span,
+                                hint=f"write `{kws[0].name}: ...` for a labelled alternative")
+        kinds = {a.kind for a in c.args}
+        if len(kinds) > 1:
+            raise SpecTypeError("label all alternatives of a choice() or none",
+                                c.span)
+        labels = alternative_labels(c, self.p.source)
+        self.p.labels[id(c)] = labels
+        dup = [lab for i, lab in enumerate(labels) if lab in labels[:i]]
+        if dup:
+            arg = c.args[labels.index(dup[0], labels.index(dup[0]) + 1)]
+            raise SpecValueError(f"choice() has the alternative {dup[0]!r} twice", arg.span)
+
+    def _numeric(self, c: ast.Call) -> None:
+        pos = [a for a in c.args if a.kind == "pos"]
+        allowed = ("step", "log")
+        if len(pos) != 2:
+            raise SpecTypeError(f"{c.func}() takes two bounds, {c.func}(low, high), "
+                                f"got {len(pos)} positional argument(s)", c.span)
+        for a in c.args:
+            if a.kind == "kw" and a.name not in allowed:
+                raise SpecTypeError(f"{c.func}() has no argument '{a.name}'", a.span,
+                                    hint=suggest(a.name or "", allowed))
+            if _holds_decision(a.value):
+                raise SpecValueError(f"the arguments of {c.func}() must be constants, "
+                                     "not decisions", a.value.span)
+
+    def _optional(self, c: ast.Call) -> None:
+        pos = [a for a in c.args if a.kind == "pos"]
+        if len(c.args) != 1 or len(pos) != 1:
+            raise SpecTypeError("optional() takes exactly one expression: optional(op(x, ...))",
+                                c.span)
+        inner = pos[0].value
+        if not (isinstance(inner, ast.Call) and inner.func not in DECISION_CALLS
+                and inner.positional):
+            raise SpecTypeError("optional() needs a call with a tensor as its first argument, "
+                                "like optional(dropout(h, 0.1))", inner.span)
+
+    def _def_call(self, c: ast.Call, d: ast.Def) -> None:
+        if self.current_def is not None:
+            self.def_calls[self.current_def].append(c)
+        names = [p.name for p in d.params]
+        pos = [a for a in c.args if a.kind == "pos"]
+        if len(pos) > len(names):
+            raise SpecTypeError(f"'{d.name}' takes {len(names)} argument(s), got {len(pos)}",
+                                pos[len(names)].span)
+        given = set(names[: len(pos)])
+        for a in c.args:
+            if a.kind == "kw":
+                if a.name not in names:
+                    raise SpecTypeError(f"'{d.name}' has no parameter '{a.name}'", a.span,
+                                        hint=suggest(a.name or "", names))
+                if a.name in given:
+                    raise SpecTypeError(f"parameter '{a.name}' of '{d.name}' given twice",
+                                        a.span)
+                given.add(a.name)  # type: ignore[arg-type]
+        missing = [p.name for p in d.params if p.name not in given and p.default is None]
+        if missing:
+            raise SpecTypeError(f"'{d.name}' is missing argument(s) {', '.join(missing)}",
+                                c.span)
+
+
+def _holds_decision(e: ast.Expr) -> bool:
+    if isinstance(e, ast.Call):
+        return e.func in DECISION_CALLS or any(_holds_decision(a.value) for a in e.args)
+    return any(_holds_decision(x) for x in _children(e))
+
+
+def _children(e: ast.Expr) -> tuple[ast.Expr, ...]:
+    if isinstance(e, ast.BinOp):
+        return (e.left, e.right)
+    if isinstance(e, ast.UnaryOp):
+        return (e.operand,)
+    if isinstance(e, ast.Compare):
+        return e.operands
+    if isinstance(e, ast.IfExp):
+        return (e.test, e.body, e.orelse)
+    if isinstance(e, ast.ListExpr):
+        return e.items
+    if isinstance(e, ast.Call):
+        return tuple(a.value for a in e.args)
+    return ()
+
+
+def _check_recursion(prog: Program, calls: dict[str, list[ast.Call]]) -> None:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for c in calls.get(name, ()):
+            if state.get(c.func) == 1:
+                cycle = path[path.index(c.func):] + [c.func]
+                raise SpecError("recursion between defs: " + " -> ".join(cycle), c.func_span,
+                                hint="defs may not call themselves, directly or indirectly; "
+                                     "use `repeat` for depth")
+            if state.get(c.func) is None:
+                visit(c.func, path + [c.func])
+        state[name] = 2
+
+    for name in prog.defs:
+        if name not in state:
+            visit(name, [name])
+
+
+# ---- labels of choice alternatives ------------------------------------------
+
+
+def alternative_labels(c: ast.Call, source: str) -> list[Any]:
+    """The value each alternative of a choice() is known by in assignments and history.
+
+    A label given (`mlp: ...`) is used as is; a literal stands for itself; a bare
+    name (symbol or constant) by its text; a call by its op name (numbered when
+    several alternatives call the same op); anything else by its source text.
+    """
+    out: list[Any] = []
+    calls: dict[str, int] = defaultdict(int)
+    for a in c.args:
+        if isinstance(a.value, ast.Call) and a.kind != "label":
+            calls[a.value.func] += 1
+    numbered: dict[str, int] = defaultdict(int)
+    for a in c.args:
+        v = a.value
+        if a.kind == "label":
+            out.append(a.name)
+        elif isinstance(v, ast.Number | ast.String | ast.Bool):
+            out.append(v.value)
+        elif isinstance(v, ast.UnaryOp) and v.op == "-" and isinstance(v.operand, ast.Number):
+            out.append(-v.operand.value)
+        elif isinstance(v, ast.Name):
+            out.append(v.id)
+        elif isinstance(v, ast.Call):
+            if calls[v.func] > 1:
+                numbered[v.func] += 1
+                out.append(f"{v.func}#{numbered[v.func]}")
+            else:
+                out.append(v.func)
+        else:
+            out.append(_source_text(v, source))
+    return out
+
+
+def _source_text(e: ast.Expr, source: str) -> str:
+    sp = e.span
+    lines = source.splitlines()
+    if sp.line == sp.end_line and sp.line <= len(lines):
+        return " ".join(lines[sp.line - 1][sp.column - 1: sp.end_column - 1].split())
+    return f"<line {sp.line}>"
+
+
+# ---- stable names ----------------------------------------------------------
+
+
+class _Namer:
+    """Gives every decision site, def call and repeat a name unique in its naming scope.
+
+    A naming scope is a model body, a def body, a repeat body, or the top level
+    (with `train` and `search` as their own). `with` bodies are transparent. A
+    decision is named after the statement it stands in (`let width`, `h = ...`,
+    `with init = ...`, the `repeat ... as i` it counts), then the labels of the
+    alternatives and the keywords it sits under (`h.kan.basis`); a def call after
+    the def. Names that still collide are numbered in source order (`op#1`).
+    """
+
+    def __init__(self, prog: Program):
+        self.p = prog
+
+    def run(self) -> None:
+        self.scope([("let", let) for let in self.p.lets], is_def=False)
+        for d in self.p.defs.values():
+            if d.body is not None:
+                self.scope([("stmt", s) for s in d.body], is_def=True)
+            else:
+                self.scope([("expr", d.expr)], is_def=True)
+        self.scope([("stmt", s) for s in self.p.model.body], is_def=False)
+        for blk in (self.p.train, self.p.search):
+            if blk is not None:
+                entries: list[tuple[str, Any]] = [("setting", s) for s in blk.settings]
+                if isinstance(blk, ast.Search):
+                    entries += [("constraint", c) for c in blk.constraints]
+                self.scope(entries, is_def=False)
+
+    def scope(self, entries: list[tuple[str, Any]], *, is_def: bool) -> None:
+        sites: list[tuple[ast.Node, str]] = []
+        repeats: list[tuple[ast.Repeat, str]] = []
+        nested: list[tuple[ast.Stmt, ...]] = []
+
+        def stmts(body: tuple[ast.Stmt, ...]) -> None:
+            for s in body:
+                stmt(s)
+
+        def stmt(s: ast.Stmt) -> None:
+            if isinstance(s, ast.Let | ast.Assign):
+                self.expr(s.value, [s.name], sites)
+            elif isinstance(s, ast.Repeat):
+                repeats.append((s, s.var or "repeat"))
+                nested.append(s.body)
+            elif isinstance(s, ast.With):
+                for b in s.bindings:
+                    self.expr(b.value, [b.name], sites)
+                stmts(s.body)
+            elif isinstance(s, ast.Require):
+                self.expr(s.cond, ["require"], sites)
+            elif isinstance(s, ast.Return):
+                self.expr(s.value, [] if is_def else ["return"], sites)
+
+        for kind, node in entries:
+            if kind == "stmt" or kind == "let":
+                stmt(node)
+            elif kind == "expr":
+                self.expr(node, [], sites)
+            elif kind == "setting":
+                self.expr(node.value, [node.name], sites)
+            elif kind == "constraint":
+                self.expr(node.expr, ["constraint"], sites)
+        # Repeats first: a repeat's count decision is named after the repeat.
+        for node, name in _numbered(repeats):
+            self.p.names[id(node)] = name
+            self.expr(node.count, [name], sites)  # type: ignore[attr-defined]
+        for node, name in _numbered(sites):
+            self.p.names[id(node)] = name
+        for body in nested:
+            self.scope([("stmt", s) for s in body], is_def=is_def)
+
+    def expr(self, e: ast.Expr, path: list[str], sites: list) -> None:
+        if isinstance(e, ast.Call):
+            f = e.func
+            if f in DECISION_CALLS:
+                sites.append((e, ".".join(path)))
+                for a in e.args:
+                    self.expr(a.value, path + [a.name] if a.kind == "label" else path, sites)
+                return
+            if f in self.p.defs:
+                sites.append((e, f))
+            for a in e.args:
+                self.expr(a.value, path + [a.name] if a.kind == "kw" else path, sites)
+            return
+        for x in _children(e):
+            self.expr(x, path, sites)
+
+
+def _numbered(items: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    counts: dict[str, int] = defaultdict(int)
+    for _, name in items:
+        counts[name] += 1
+    seen: dict[str, int] = defaultdict(int)
+    out = []
+    for node, name in items:
+        if counts[name] > 1:
+            seen[name] += 1
+            name = f"{name or 'return'}#{seen[name]}"
+        out.append((node, name))
+    return out
+
+
+# ---- constants ---------------------------------------------------------------
+
+
+def const_value(e: ast.Expr, constants: dict[str, Any]) -> Any:
+    """Fold an expression of literals, arithmetic and constant names; raise _NotConst."""
+    if isinstance(e, ast.Number | ast.String | ast.Bool):
+        return e.value
+    if isinstance(e, ast.Name):
+        if e.id in constants:
+            return constants[e.id]
+        raise NotConstant(e)
+    if isinstance(e, ast.UnaryOp):
+        return arith.unary(e.op, const_value(e.operand, constants), e.span)
+    if isinstance(e, ast.BinOp):
+        if e.op in ("and", "or"):
+            left = arith.truth(const_value(e.left, constants), e.span)
+            if (e.op == "and") != left:
+                return left
+            return arith.truth(const_value(e.right, constants), e.span)
+        return arith.binop(e.op, const_value(e.left, constants),
+                           const_value(e.right, constants), e.span)
+    if isinstance(e, ast.ListExpr):
+        return tuple(const_value(x, constants) for x in e.items)
+    raise NotConstant(e)
+
+
+class NotConstant(Exception):
+    def __init__(self, node: ast.Expr):
+        self.node = node
+
+
+def _fold_constants(lets: list[ast.Let]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for let in lets:
+        try:
+            out[let.name] = const_value(let.value, out)
+        except NotConstant:
+            pass
+    return out

@@ -1,0 +1,162 @@
+"""A loaded spec: parse + static checks, its space, and candidate building."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ..dsl import ast, parse
+from ..dsl.errors import AssignmentError, SpecError, SpecTypeError, suggest
+from . import arith
+from .config import CONSTRAINT_NAMES, defaults
+from .deciders import Decider, FixedDecider
+from .elaborate import Elaboration, Elaborator
+from .graph import Graph
+from .program import Program, analyze
+from .space import Space
+from .values import Symbol, to_json
+
+
+class Spec:
+    """A parsed and checked spec.
+
+    Example:
+        >>> spec = autoarch.loads(open("examples/quickstart.spec").read(), "quickstart.spec")
+        >>> spec.space().count()
+        774
+        >>> graph = spec.build(spec.space().sample(seed=0))
+    """
+
+    def __init__(self, program: Program):
+        self.program = program
+
+    @property
+    def name(self) -> str:
+        return self.program.model.name
+
+    @property
+    def filename(self) -> str:
+        return self.program.filename
+
+    @property
+    def source(self) -> str:
+        return self.program.source
+
+    @cached_property
+    def _space(self) -> Space:
+        return Space(self.program)
+
+    def space(self) -> Space:
+        """The search space (analysed once, then cached)."""
+        return self._space
+
+    def elaborate(self, decider: Decider, *, build: bool = True) -> Elaboration:
+        """Run the spec with ``decider`` answering every decision."""
+        return Elaborator(self.program, decider=decider, build=build).run()
+
+    def build_with(self, decider: Decider) -> Graph:
+        """The candidate graph the decider's answers describe (e.g. an OptunaDecider)."""
+        return Graph(self.elaborate(decider), self.name)
+
+    def build(self, choices: Mapping[str, Any] | None = None) -> Graph:
+        """The candidate graph of an assignment ``{decision name: value}``.
+
+        Values may be given as text (``"64"``). Names of decisions that do not exist
+        for this candidate (an alternative not taken) are ignored; names the space
+        does not have at all are an error. Raises :class:`CandidateError` (a
+        SpecError) if the candidate is invalid (shapes, ``require``).
+        """
+        choices = dict(choices or {})
+        space = self.space()
+        for name in choices:
+            if name not in space:
+                raise AssignmentError(f"no decision named {name}", None,
+                                      hint=suggest(name, [d.name for d in space.decisions])
+                                      or "`autoarch show` lists the decisions")
+        return self.build_with(FixedDecider(choices))
+
+    def train_config(self, choices: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The `train` settings of a candidate, defaults filled in."""
+        run = Elaborator(self.program, decider=FixedDecider(dict(choices or {}))).run()
+        return {**defaults("train"), **run.train}
+
+    def search_config(self) -> dict[str, Any]:
+        """The `search` settings, defaults filled in."""
+        run = Elaborator(self.program, decider=_NoDecisions()).run()
+        return {**defaults("search"), **run.search}
+
+    @property
+    def constraints(self) -> tuple[ast.Constraint, ...]:
+        s = self.program.search
+        return s.constraints if s is not None else ()
+
+    def violated_constraints(self, graph: Graph) -> list[str]:
+        """Source text of every `constraint` the candidate breaks (empty: all hold)."""
+        out = []
+        for c in self.constraints:
+            el = Elaborator(self.program, decider=_NoDecisions())
+            el.env = dict(graph.costs())
+            try:
+                value = el.eval(c.expr)
+                if isinstance(value, Symbol):
+                    raise arith.unknown_name(value, c.expr.span, list(CONSTRAINT_NAMES))
+                if not isinstance(value, bool):
+                    raise SpecTypeError("a constraint must be a comparison, like "
+                                        "params <= 200k", c.expr.span)
+            except SpecError as e:
+                if "unknown name" in e.message:
+                    e.hint = suggest(e.message.split("'")[1], CONSTRAINT_NAMES,
+                                     listing="constraints may use")
+                raise e.with_source(self.source) from None
+            if not value:
+                out.append(_text(self.source, c))
+        return out
+
+    def check_constraints(self) -> None:
+        """Evaluate every constraint once against a dummy graph's costs, to catch typos."""
+        class _Costs:
+            def costs(self) -> dict[str, Any]:
+                return dict.fromkeys(CONSTRAINT_NAMES, 1)
+
+        self.violated_constraints(_Costs())  # type: ignore[arg-type]
+
+
+class _NoDecisions:
+    def decide(self, d: Any) -> Any:
+        raise SpecError(f"the search block and constraints cannot hold decisions ({d.name})",
+                        d.span)
+
+
+def _text(source: str, c: ast.Constraint) -> str:
+    sp = c.expr.span
+    lines = source.splitlines()
+    if sp.line == sp.end_line:
+        return lines[sp.line - 1][sp.column - 1: sp.end_column - 1]
+    return "constraint at line " + str(sp.line)
+
+
+def loads(text: str, filename: str = "<spec>") -> Spec:
+    """Parse and check spec text. Raises :class:`SpecError` on any mistake."""
+    spec = Spec(analyze(parse(text, filename)))
+    spec.check_constraints()
+    return spec
+
+
+def load(path: str | Path) -> Spec:
+    """Parse and check a `.spec` file. Raises :class:`SpecError` on any mistake."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no such file: {p}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{p} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise SpecError(f"cannot read {p}: {e.strerror}") from None
+    return loads(text, str(path))
+
+
+def to_jsonable(choices: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: to_json(v) for k, v in choices.items()}
