@@ -72,6 +72,7 @@ class Elaborator:
         self.rec = recorder
         self.choices: dict[str, Any] = {}
         self.scope: list[str] = []
+        self.scope_str = ""
         self.prefix = ""
         self.defaults: dict[str, tuple[Any, Span]] = {}
         self.env: dict[str, Any] = {}
@@ -156,11 +157,13 @@ class Elaborator:
 
     def push(self, part: str) -> None:
         self.scope.append(part)
-        self.prefix = ".".join(self.scope) + "." if self.scope else ""
+        self.scope_str = ".".join(self.scope)
+        self.prefix = self.scope_str + "."
 
     def pop(self) -> None:
         self.scope.pop()
-        self.prefix = ".".join(self.scope) + "." if self.scope else ""
+        self.scope_str = ".".join(self.scope)
+        self.prefix = self.scope_str + "." if self.scope else ""
 
     def full_name(self, local: str) -> str:
         return self.prefix + local if local else self.prefix[:-1] or "return"
@@ -376,49 +379,55 @@ class Elaborator:
             self.env = saved
 
     def call_op(self, e: ast.Call, spec: OpSpec) -> Any:
-        pos = [a for a in e.args if a.kind == "pos"]
-        if len(pos) > len(spec.args):
-            raise SpecTypeError(f"{spec.name}() takes at most {len(spec.args)} positional "
-                                f"argument(s), got {len(pos)}", pos[len(spec.args)].span)
-        values: dict[str, Any] = {}
-        spans: dict[str, Span] = {}
-        for a_spec, a in zip(spec.args, pos, strict=False):
-            values[a_spec.name] = self.eval(a.value)
-            spans[a_spec.name] = a.value.span
-        for a in e.args:
-            if a.kind == "kw":
-                if a.name not in spec.by_name:
-                    raise SpecTypeError(f"{spec.name}() has no argument '{a.name}'", a.span,
-                                        hint=suggest(a.name or "", spec.by_name,
-                                                     listing="it takes"))
-                if a.name in values:
-                    raise SpecTypeError(f"argument '{a.name}' of {spec.name}() given twice",
-                                        a.span)
-                values[a.name] = self.eval(a.value)  # type: ignore[index]
-                spans[a.name] = a.value.span  # type: ignore[index]
-        for a_spec in spec.args:
-            name = a_spec.name
-            if name in values:
-                continue
-            dflt = self.defaults.get(name)
-            if dflt is not None:
-                values[name], spans[name] = dflt
-            elif a_spec.default is REQUIRED:
-                raise SpecTypeError(f"{spec.name}() is missing argument '{name}'", e.span,
-                                    hint="it takes " + ", ".join(a.name for a in spec.args))
+        plan = self.p.plans.get(id(e))
+        if plan is None:
+            plan = self.p.plans[id(e)] = _Plan.make(e, spec)
+        vals = [self.eval(x) for x in plan.exprs]
+        defaults = self.defaults
+        if defaults:
+            dflt = tuple(defaults[n][0] if n in defaults else _MISSING for n in plan.rest)
+        else:
+            dflt = ()
+        key = (id(e), tuple(v.shape if type(v) is Tensor else v for v in vals), dflt)
+        try:
+            hit = self.p.op_cache.get(key)
+        except TypeError:  # an unhashable value: no caching, the slow path reports it
+            key, hit = None, None
+        if hit is not None:
+            return self.instantiate(hit, [v for v in vals if type(v) is Tensor], e.span)
+        values = dict(zip(plan.names, vals, strict=True))
+        spans = dict(zip(plan.names, plan.spans, strict=True))
+        for name in plan.rest:
+            d = defaults.get(name)
+            if d is not None:
+                values[name], spans[name] = d
             else:
+                a_spec = spec.by_name[name]
+                if a_spec.default is REQUIRED:
+                    raise SpecTypeError(f"{spec.name}() is missing argument '{name}'", e.span,
+                                        hint="it takes " + ", ".join(a.name for a in spec.args))
                 values[name] = a_spec.default
         for a_spec in spec.args:
             name = a_spec.name
             values[name] = self.convert(spec, a_spec, values[name], spans.get(name, e.span))
-        return self.apply(spec, values, e.span, spans)
+        return self.apply(spec, values, e.span, spans, key)
 
     def apply(self, spec: OpSpec, values: dict[str, Any], span: Span,
-              spans: dict[str, Span]) -> Any:
+              spans: dict[str, Span], key: Any = None) -> Any:
+        """Run the op's rules and add its node (or, when not building, just check it)."""
         if self.rec is not None:
             self.rec.step(span)
         if not self.build:
+            if key is not None:
+                self.p.remember(key, _CHECKED)
             return ATENSOR
+        if key is None and spec.name in ("add", "mul", "scale"):
+            key = (spec.name,) + tuple(v.shape if type(v) is Tensor else v
+                                       for v in values.values())
+            hit = self.p.op_cache.get(key)
+            if hit is not None and hit is not _CHECKED:
+                return self.instantiate(hit, [v for v in values.values() if type(v) is Tensor],
+                                        span)
         args = {}
         inputs = []
         for k, v in values.items():
@@ -444,30 +453,39 @@ class Elaborator:
                 raise SpecLimitError(f"{spec.name} would produce dimension {d:,}, over the "
                                      f"limit {limits.MAX_DIM:,}", span)
         attrs = {k: v for k, v in args.items() if type(values[k]) is not Tensor}
-        attrs["_params"] = n_params
-        attrs["_flops"] = flops
-        attrs["_sparse"] = spec.sparse_weights(call) if spec.parametric else 0
-        return self.add_node(spec, attrs, inputs, shape, span)
+        template = _Template(
+            spec.name, attrs, tuple(shape), tuple(t.shape for t in inputs), n_params,
+            0 if attrs.get("frozen", False) else n_params, flops,
+            spec.sparse_weights(call) if spec.parametric else 0)
+        if key is not None:
+            self.p.remember(key, template)
+        return self.instantiate(template, inputs, span)
 
     def add_node(self, spec: OpSpec, attrs: dict[str, Any], inputs: Any, shape: tuple[int, ...],
                  span: Span, name: str | None = None) -> Tensor:
+        template = _Template(spec.name, attrs, shape, tuple(t.shape for t in inputs), 0, 0, 0, 0)
+        return self.instantiate(template, inputs, span, name)
+
+    def instantiate(self, t: _Template, inputs: list[Tensor], span: Span,
+                    name: str | None = None) -> Any:
+        """Add a node made from ``t`` fed by ``inputs``; when not building, check only."""
+        if t is _CHECKED or not self.build:
+            if self.rec is not None:
+                self.rec.step(span)
+            return ATENSOR
         nodes = self.out.nodes
         nid = len(nodes)
         if nid >= limits.MAX_NODES:
             raise SpecLimitError(f"candidate has more than {limits.MAX_NODES:,} ops", span)
-        params = attrs.pop("_params", 0)
-        frozen = attrs.get("frozen", False)
         nodes.append({
-            "op": spec.name, "attrs": attrs, "shape": shape,
-            "in_shapes": tuple(t.shape for t in inputs), "params": params,
-            "trainable_params": 0 if frozen else params, "flops": attrs.pop("_flops", 0),
-            "sparse_weights": attrs.pop("_sparse", 0), "span": span,
-            "scope": self.prefix[:-1], "name": name,
+            "op": t.op, "attrs": t.attrs, "shape": t.shape, "in_shapes": t.in_shapes,
+            "params": t.params, "trainable_params": t.trainable, "flops": t.flops,
+            "sparse_weights": t.sparse, "span": span, "scope": self.scope_str, "name": name,
         })
         edges = self.out.edges
-        for pos, t in enumerate(inputs):
-            edges.append((t.node, nid, pos))
-        return Tensor(nid, shape)
+        for pos, x in enumerate(inputs):
+            edges.append((x.node, nid, pos))
+        return Tensor(nid, t.shape)
 
     # ---- argument conversion -------------------------------------------
 
@@ -593,6 +611,57 @@ class Elaborator:
             inner: ast.Call = e.args[0].value  # type: ignore[assignment]
             return self.eval(inner if value else inner.positional[0].value)
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """An op application with its rules already run: what every node of it shares."""
+
+    op: str
+    attrs: dict[str, Any]
+    shape: tuple[int, ...]
+    in_shapes: tuple[tuple[int, ...], ...]
+    params: int
+    trainable: int
+    flops: int
+    sparse: int
+
+
+#: cache entry for an op application checked without building (light mode)
+_CHECKED: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one call site binds its arguments: worked out once, with its static checks."""
+
+    exprs: tuple[ast.Expr, ...]
+    names: tuple[str, ...]
+    spans: tuple[Span, ...]
+    rest: tuple[str, ...]  # arguments not given: from `with`, else their defaults
+
+    @staticmethod
+    def make(e: ast.Call, spec: OpSpec) -> _Plan:
+        pos = [a for a in e.args if a.kind == "pos"]
+        if len(pos) > len(spec.args):
+            raise SpecTypeError(f"{spec.name}() takes at most {len(spec.args)} positional "
+                                f"argument(s), got {len(pos)}", pos[len(spec.args)].span)
+        names = [a_spec.name for a_spec in spec.args[: len(pos)]]
+        given = list(pos)
+        for a in e.args:
+            if a.kind == "kw":
+                if a.name not in spec.by_name:
+                    raise SpecTypeError(f"{spec.name}() has no argument '{a.name}'", a.span,
+                                        hint=suggest(a.name or "", spec.by_name,
+                                                     listing="it takes"))
+                if a.name in names:
+                    raise SpecTypeError(f"argument '{a.name}' of {spec.name}() given twice",
+                                        a.span)
+                names.append(a.name)  # type: ignore[arg-type]
+                given.append(a)
+        rest = tuple(a.name for a in spec.args if a.name not in names)
+        return _Plan(tuple(a.value for a in given), tuple(names),
+                     tuple(a.value.span for a in given), rest)
 
 
 def _index(dec: Decision, value: Any) -> int:

@@ -37,13 +37,17 @@ class Graph:
         self._nodes = run.nodes
         self._edges = run.edges
         self.output = run.output
-        g = nx.DiGraph(model=model)
-        g.add_nodes_from(enumerate(run.nodes))
-        g.add_edges_from((u, v, {"pos": p}) for u, v, p in run.edges)
-        self.nx = g
         self.params = sum(nd["params"] for nd in run.nodes)
         self.trainable_params = sum(nd["trainable_params"] for nd in run.nodes)
         self.flops = sum(nd["flops"] for nd in run.nodes)
+
+    @cached_property
+    def nx(self) -> nx.DiGraph:
+        """The graph as a ``networkx.DiGraph`` (node ids are creation order)."""
+        g = nx.DiGraph(model=self.model, output=self.output)
+        g.add_nodes_from(enumerate(self._nodes))
+        g.add_edges_from((u, v, {"pos": p}) for u, v, p in self._edges)
+        return g
 
     def __len__(self) -> int:
         return len(self._nodes)

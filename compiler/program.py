@@ -19,6 +19,8 @@ from . import arith, ops
 from .config import SYMBOL_CALLS
 
 DECISION_CALLS = ("choice", "int", "float", "optional")
+#: most op applications remembered per spec (see Program.op_cache)
+OP_CACHE_SIZE = 200_000
 
 
 @dataclass
@@ -37,6 +39,15 @@ class Program:
     labels: dict[int, list[Any]] = field(default_factory=dict)
     #: full decision name -> Decision, filled as elaboration meets them
     decisions: dict[str, Any] = field(default_factory=dict)
+    #: id(op call) -> its argument binding plan (see elaborate._Plan)
+    plans: dict[int, Any] = field(default_factory=dict)
+    #: (call site, argument values and input shapes) -> the op's rules' results
+    op_cache: dict[Any, Any] = field(default_factory=dict)
+
+    def remember(self, key: Any, value: Any) -> None:
+        if len(self.op_cache) >= OP_CACHE_SIZE:
+            self.op_cache.clear()
+        self.op_cache[key] = value
 
     @property
     def filename(self) -> str:

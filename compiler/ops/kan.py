@@ -50,10 +50,10 @@ def _check_groups(c: OpCall) -> None:
     if c.basis != "rational":
         return
     if c.x[-1] % c.groups:
-        raise OpError(f"kan groups = {c.groups} does not divide the width {c.x[-1]}",
+        raise OpError(f"groups = {c.groups} does not divide the width {c.x[-1]}",
                       arg="groups")
     if c.hidden is not None and c.hidden % c.groups:
-        raise OpError(f"kan groups = {c.groups} does not divide hidden = {c.hidden}",
+        raise OpError(f"groups = {c.groups} does not divide hidden = {c.hidden}",
                       arg="hidden")
 
 

@@ -35,7 +35,7 @@ def _mlp_dims(c: OpCall) -> tuple[int, int, int]:
     """(d, hidden, out) of an mlp call, with hidden / expand / out resolved."""
     d = c.x[-1]
     if c.hidden is not None and c.expand is not None:
-        raise OpError("mlp takes `hidden` or `expand`, not both", arg="expand", kind="value")
+        raise OpError("give `hidden` or `expand`, not both", arg="expand", kind="value")
     hidden = c.hidden if c.hidden is not None else (c.expand or 4) * d
     return d, hidden, c.out if c.out is not None else d
 

@@ -1,0 +1,6 @@
+"""All terminal output goes through these two consoles."""
+
+from rich.console import Console
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
