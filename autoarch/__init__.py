@@ -10,8 +10,8 @@ Example:
     >>> graph.params, graph.flops, graph.hash
 """
 
-from .compiler.decisions import Condition, Decision
 from .compiler.deciders import FirstDecider, FixedDecider, OptunaDecider, RandomDecider
+from .compiler.decisions import Condition, Decision
 from .compiler.graph import Graph
 from .compiler.space import Space
 from .compiler.spec import Spec, load, loads

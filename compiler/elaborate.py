@@ -189,12 +189,31 @@ class Elaborator:
             if b.name not in allowed:
                 raise SpecNameError(f"no op takes an argument '{b.name}' for `with` to default",
                                     b.span, hint=suggest(b.name, allowed))
-            new[b.name] = (self.eval(b.value), b.value.span)
+            value = self.eval(b.value)
+            self.check_default(b.name, value, b.value.span)
+            new[b.name] = (value, b.value.span)
         saved, self.defaults = self.defaults, new
         try:
             self.exec_body(s.body)
         finally:
             self.defaults = saved
+
+    def check_default(self, name: str, value: Any, span: Span) -> None:
+        """A `with` value must suit at least one op taking ``name`` (it applies where it suits)."""
+        if type(value) is Abstract:
+            return
+        first: SpecError | None = None
+        for spec in ops.all_specs():
+            a_spec = spec.by_name.get(name)
+            if a_spec is None or spec.internal:
+                continue
+            try:
+                self.convert(spec, a_spec, value, span)
+                return
+            except SpecError as e:
+                first = first or e
+        if first is not None:
+            raise first
 
     def exec_require(self, s: ast.Require) -> None:
         cond = self.eval(s.cond)
@@ -398,18 +417,22 @@ class Elaborator:
         values = dict(zip(plan.names, vals, strict=True))
         spans = dict(zip(plan.names, plan.spans, strict=True))
         for name in plan.rest:
+            a_spec = spec.by_name[name]
             d = defaults.get(name)
             if d is not None:
-                values[name], spans[name] = d
-            else:
-                a_spec = spec.by_name[name]
-                if a_spec.default is REQUIRED:
-                    raise SpecTypeError(f"{spec.name}() is missing argument '{name}'", e.span,
-                                        hint="it takes " + ", ".join(a.name for a in spec.args))
-                values[name] = a_spec.default
-        for a_spec in spec.args:
-            name = a_spec.name
-            values[name] = self.convert(spec, a_spec, values[name], spans.get(name, e.span))
+                try:  # a `with` default applies where it suits this op
+                    values[name] = self.convert(spec, a_spec, d[0], d[1])
+                    spans[name] = d[1]
+                    continue
+                except SpecError:
+                    if a_spec.default is REQUIRED:
+                        raise
+            if a_spec.default is REQUIRED:
+                raise SpecTypeError(f"{spec.name}() is missing argument '{name}'", e.span,
+                                    hint="it takes " + ", ".join(a.name for a in spec.args))
+            values[name] = a_spec.default
+        for name in plan.names:
+            values[name] = self.convert(spec, spec.by_name[name], values[name], spans[name])
         return self.apply(spec, values, e.span, spans, key)
 
     def apply(self, spec: OpSpec, values: dict[str, Any], span: Span,
@@ -445,7 +468,7 @@ class Elaborator:
         except OpError as err:
             where = spans.get(err.arg, span) if err.arg else span
             cls = ShapeError if err.kind == "shape" else SpecValueError
-            raise cls(f"{spec.name}: {err.message}", where, hint=err.hint) from None
+            raise cls(err.message, where, hint=err.hint) from None
         for d in shape:
             if d < 1:
                 raise ShapeError(f"{spec.name} would produce an empty shape {list(shape)}", span)

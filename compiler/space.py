@@ -302,7 +302,7 @@ class Space:
         clauses: dict[str, set[frozenset[Condition]]] = {}
         pinned: dict[str, list[Any]] = {}
         for p in self._passes:
-            for name, value in p.pins.items():
+            for name in p.pins:
                 pinned.setdefault(name, p.records[name][0].values())
             for name, (dec, conds) in p.records.items():
                 first.setdefault(name, dec)

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from autoarch.dsl.errors import SpecError
+
 from . import check, sample, show
 from ._console import err
 

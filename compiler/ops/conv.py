@@ -7,15 +7,11 @@ padding needed, max((h' - 1) stride + k - h, 0), goes half before and the rest
 
 from __future__ import annotations
 
-from typing import Any
-
 from .registry import ArgSpec, OpCall, OpSpec, bias_params, need_rank, positive, register
 
 X = ArgSpec("x", "tensor")
 
 
-def _opt_positive(v: Any) -> str | None:
-    return None if v is None else positive(v)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -65,7 +61,7 @@ def _pool(name: str) -> OpSpec:
         name,
         (X,
          ArgSpec("k", "int", check=positive, doc="square window size"),
-         ArgSpec("stride", "int", None, check=_opt_positive, doc="default: k")),
+         ArgSpec("stride", "int", None, check=positive, doc="default: k")),
         shape,
         doc=f"[c, h, w] -> [c, ceil(h/stride), ceil(w/stride)]: {what} over k x k windows, "
             "same padding (padding excluded)",

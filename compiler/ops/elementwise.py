@@ -5,7 +5,7 @@ None of them does a matmul, so all count 0 FLOPs (as FlopCounterMode counts).
 
 from __future__ import annotations
 
-from .registry import ACTIVATIONS, ArgSpec, OpCall, OpSpec, _check_fraction, need_rank, register
+from .registry import ACTIVATIONS, ArgSpec, OpCall, OpSpec, fraction, need_rank, register
 
 NORMS = ("layernorm", "rmsnorm", "batchnorm", "none")
 
@@ -38,7 +38,7 @@ register(OpSpec("act", (X, ArgSpec("kind", "symbol", symbols=ACTIVATIONS)), _sam
                 doc="activation chosen by name"))
 register(OpSpec("identity", (X,), _same, doc="x unchanged"))
 register(OpSpec("zero", (X,), _same, doc="zeros shaped like x (NAS 'none' edge)"))
-register(OpSpec("dropout", (X, ArgSpec("p", "float", check=_check_fraction)), _same,
+register(OpSpec("dropout", (X, ArgSpec("p", "float", check=fraction)), _same,
                 doc="dropout with probability p"))
 
 

@@ -17,8 +17,6 @@ KAT's fc2(F2(fc1(F1(x))))). docs/ops.md gives the modules exactly.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .registry import (
     ArgSpec,
     OpCall,
@@ -34,8 +32,6 @@ from .registry import (
 BASES = ("rational", "bspline", "rbf", "relu")
 
 
-def _opt_positive(v: Any) -> str | None:
-    return None if v is None else positive(v)
 
 
 def _widths(c: OpCall) -> list[tuple[int, int]]:
@@ -115,7 +111,7 @@ register(OpSpec(
      ArgSpec("groups", "int", 8, check=positive, doc="rational: channel groups"),
      ArgSpec("grid", "int", 5, check=positive, doc="bspline, rbf, relu: grid intervals"),
      ArgSpec("order", "int", 3, check=positive, doc="bspline, relu: spline order"),
-     ArgSpec("hidden", "int", None, check=_opt_positive,
+     ArgSpec("hidden", "int", None, check=positive,
              doc="two KAN layers d -> hidden -> out (KAT block)")),
     _shape,
     params=_params,

@@ -6,8 +6,6 @@ formulas count) is written down in docs/ops.md.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .registry import (
     ACTIVATIONS,
     ArgSpec,
@@ -24,8 +22,6 @@ from .registry import (
 X = ArgSpec("x", "tensor")
 
 
-def _opt_positive(v: Any) -> str | None:
-    return None if v is None else positive(v)
 
 
 # ---- mlp(x, hidden = h | expand = e, out = d, act = gelu) -----------------
@@ -64,10 +60,10 @@ def _mlp_sparse(c: OpCall) -> int:
 register(OpSpec(
     "mlp",
     (X,
-     ArgSpec("hidden", "int", None, check=_opt_positive, doc="hidden width"),
-     ArgSpec("expand", "int", None, check=_opt_positive,
+     ArgSpec("hidden", "int", None, check=positive, doc="hidden width"),
+     ArgSpec("expand", "int", None, check=positive,
              doc="hidden width as a multiple of the input width (default 4)"),
-     ArgSpec("out", "int", None, check=_opt_positive, doc="output width; default: input width"),
+     ArgSpec("out", "int", None, check=positive, doc="output width; default: input width"),
      ArgSpec("act", "symbol", "gelu", symbols=ACTIVATIONS)),
     _mlp_shape,
     params=_mlp_params,

@@ -111,7 +111,8 @@ INIT_CALLS = ("normal", "mup")
 ACTIVATIONS = ("relu", "gelu", "silu", "selu", "elu", "tanh", "sigmoid")
 
 
-def _check_fraction(v: Any) -> str | None:
+def fraction(v: Any) -> str | None:
+    """Check: a number with 0 <= v < 1."""
     if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
         return f"must be a number with 0 <= value < 1, got {v!r}"
     return None
@@ -124,7 +125,6 @@ PARAMETRIC_ARGS = (
     ArgSpec("frozen", "bool", False, doc="keep the initial weights fixed"),
 )
 
-#: every argument name some op accepts: the names a `with` block may set
 _REGISTRY: dict[str, OpSpec] = {}
 
 
@@ -144,7 +144,8 @@ def lookup(name: str) -> OpSpec:
     """The op called ``name``; an unknown name fails with the closest matches."""
     spec = _REGISTRY.get(name)
     if spec is None:
-        raise KeyError(f"unknown op {name!r}; " + (suggest(name, public_names()) or ""))
+        hint = suggest(name, public_names())
+        raise KeyError(f"unknown op {name!r}" + (f"; {hint}" if hint else ""))
     return spec
 
 
