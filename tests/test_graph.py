@@ -195,7 +195,7 @@ def isomorphic(g1: autoarch.Graph, g2: autoarch.Graph) -> bool:
 
     a, b = g1.nx.copy(), g2.nx.copy()
     for g in (a, b):  # argument order does not matter for commutative ops
-        for u, v, data in g.edges(data=True):
+        for _u, v, data in g.edges(data=True):
             if g.nodes[v]["op"] in ("add", "mul"):
                 data["pos"] = 0
     return nx.is_isomorphic(a, b, node_match=_match, edge_match=edge_match)

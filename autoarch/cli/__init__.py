@@ -13,33 +13,26 @@ import typer
 
 from autoarch.dsl.errors import SpecError
 
-from . import check, sample, show
+from . import check, ops, sample, show
 from ._console import err
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Declarative architecture specs: check, inspect and sample search spaces.")
+                  help="Declarative architecture specs: check, inspect and sample search spaces; "
+                       "list the ops a spec can call.")
 app.command("check")(check.check)
 app.command("show")(show.show)
 app.command("sample")(sample.sample)
+app.command("ops")(ops.ops)
 
 
 def main() -> None:
+    # Standalone mode: typer prints usage errors and help itself and exits with the
+    # command's code (a `typer.Exit(1)` included); only SpecError is ours to print.
     try:
-        app(standalone_mode=False)
+        app()
     except SpecError as e:
         if os.environ.get("AUTOARCH_DEBUG"):
             raise
-        err.print(e.format(), markup=False, highlight=False)
+        # soft_wrap: a long source line must not wrap, or the caret would point astray
+        err.print(e.format(), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
-    except (typer.Exit, SystemExit) as e:
-        code = getattr(e, "exit_code", getattr(e, "code", 0))
-        sys.exit(code)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
