@@ -361,6 +361,8 @@ def alternative_labels(c: ast.Call, source: str) -> list[Any]:
             out.append(-v.operand.value)
         elif isinstance(v, ast.Name):
             out.append(v.id)
+        elif isinstance(v, ast.Call) and v.func in SYMBOL_CALLS:
+            out.append(_source_text(v, source))  # nm(2, 4), normal(0.02): the text says it
         elif isinstance(v, ast.Call):
             if calls[v.func] > 1:
                 numbered[v.func] += 1

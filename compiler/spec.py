@@ -10,7 +10,7 @@ from typing import Any
 from ..dsl import ast, parse
 from ..dsl.errors import AssignmentError, SpecError, SpecTypeError, suggest
 from . import arith
-from .config import CONSTRAINT_NAMES, defaults
+from .config import CONSTRAINT_NAMES, check_setting, defaults
 from .deciders import Decider, FixedDecider
 from .elaborate import Elaboration, Elaborator
 from .graph import Graph
@@ -83,9 +83,21 @@ class Spec:
         return {**defaults("train"), **run.train}
 
     def search_config(self) -> dict[str, Any]:
-        """The `search` settings, defaults filled in."""
-        run = Elaborator(self.program, decider=_NoDecisions()).run()
-        return {**defaults("search"), **run.search}
+        """The `search` settings, defaults filled in (they may use constants, not decisions)."""
+        out = defaults("search")
+        blk = self.program.search
+        if blk is None:
+            return out
+        el = Elaborator(self.program, decider=_NoDecisions())
+        el.globals = dict(self.program.constants)
+        el.push("search")
+        try:
+            for s in blk.settings:
+                out[s.name] = check_setting("search", s.name, el.eval(s.value), s.value.span,
+                                            s.span)
+        except SpecError as e:
+            raise e.with_source(self.source) from None
+        return out
 
     @property
     def constraints(self) -> tuple[ast.Constraint, ...]:
