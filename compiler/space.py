@@ -262,14 +262,22 @@ def _simplify(clauses: set[frozenset[Condition]],
                 atoms = [a for a in cl if a.name == name and a.op == "=="]
                 if len(atoms) == 1:
                     groups.setdefault(cl - {atoms[0]}, set()).add(_key(atoms[0].value))
+            numeric = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
             for rest, seen in groups.items():
                 if seen >= {_key(v) for v in values}:
-                    clauses = {cl for cl in clauses
-                               if not (len(cl) == len(rest) + 1 and rest <= cl
-                                       and any(a.name == name for a in cl - rest))}
-                    clauses.add(rest)
-                    changed = True
-                    break
+                    merged = rest
+                elif numeric and len(seen) > 1 and seen == {
+                        _key(v) for v in values if v >= min(k for _, k in seen)}:
+                    # every value from k up: `name >= k` (a repeat count, say)
+                    merged = rest | {Condition(name, ">=", min(k for _, k in seen))}
+                else:
+                    continue
+                clauses = {cl for cl in clauses
+                           if not (len(cl) == len(rest) + 1 and rest <= cl
+                                   and any(a.name == name and a.op == "==" for a in cl - rest))}
+                clauses.add(merged)
+                changed = True
+                break
             if changed:
                 break
     # absorption: a clause implied by a shorter one goes
