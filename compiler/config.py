@@ -1,7 +1,9 @@
 """The `train` and `search` blocks: their keys, defaults and allowed values.
 
 Values are validated as they are evaluated; a value still unknown during space
-analysis (a decision) is checked when a candidate is built.
+analysis (a decision) is checked when a candidate is built. Each check receives
+the value, its span, and what it is called in messages (``epochs``,
+``adamw() setting 'lr'``).
 """
 
 from __future__ import annotations
@@ -33,95 +35,145 @@ METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy", "params",
 #: names a `constraint` may use: costs known from the IR before training
 CONSTRAINT_NAMES = ("params", "trainable_params", "flops", "memory")
 
+Check = Callable[[Any, Span, str], Any]
+
 
 @dataclass(frozen=True)
 class Key:
-    check: Callable[[Any, Span], Any]
+    check: Check
     default: Any
     doc: str
 
 
-def _unknown(v: Any) -> bool:
-    return isinstance(v, Abstract)
+def _show(v: Any) -> str:
+    """A value as the spec would write it, for messages."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return f'"{v}"'
+    return type_name(v)
 
 
-def _int(lo: int) -> Callable[[Any, Span], Any]:
-    def check(v: Any, span: Span) -> Any:
+def _not_symbol(v: Any, span: Span) -> None:
+    """A bare name where a number or list is wanted is an unbound name, not a symbol."""
+    if isinstance(v, Symbol):
+        raise SpecNameError(f"unknown name '{v.name}'", span)
+
+
+def _int(lo: int) -> Check:
+    def check(v: Any, span: Span, what: str) -> Any:
+        if isinstance(v, Abstract):
+            return v
+        _not_symbol(v, span)
         if isinstance(v, float) and v.is_integer():
             v = int(v)
-        if _unknown(v):
-            return v
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise SpecValueError(f"expected an integer >= {lo}, got {type_name(v)} {v!r}", span)
+            raise SpecValueError(f"{what} must be an integer >= {lo}, got {_show(v)}", span)
         return v
 
     return check
 
 
-def _number(lo: float, hi: float | None = None, *, open_lo: bool = False) -> Callable:
-    def check(v: Any, span: Span) -> Any:
-        if _unknown(v):
+def _number(lo: float, hi: float | None = None, *, open_lo: bool = False) -> Check:
+    def check(v: Any, span: Span, what: str) -> Any:
+        if isinstance(v, Abstract):
             return v
-        bad = not is_number(v) or v < lo or (open_lo and v == lo) or (hi is not None and v >= hi)
-        if bad:
-            rng = f"{'>' if open_lo else '>='} {lo}" + (f" and < {hi}" if hi is not None else "")
-            raise SpecValueError(f"expected a number {rng}, got {v!r}", span)
+        _not_symbol(v, span)
+        if not is_number(v) or v < lo or (open_lo and v == lo) or (hi is not None and v >= hi):
+            rng = f"{'>' if open_lo else '>='} {lo:g}" + (f" and < {hi:g}" if hi is not None else "")
+            raise SpecValueError(f"{what} must be a number {rng}, got {_show(v)}", span)
         return v
 
     return check
 
 
-def _symbol(options: tuple[str, ...], what: str) -> Callable[[Any, Span], Any]:
-    def check(v: Any, span: Span) -> Any:
-        if _unknown(v):
+def _bool(v: Any, span: Span, what: str) -> Any:
+    if isinstance(v, Abstract):
+        return v
+    _not_symbol(v, span)
+    if not isinstance(v, bool):
+        raise SpecTypeError(f"{what} must be true or false, got {_show(v)}", span)
+    return v
+
+
+def _betas(v: Any, span: Span, what: str) -> Any:
+    if isinstance(v, Abstract):
+        return v
+    _not_symbol(v, span)
+    if not (isinstance(v, tuple) and len(v) == 2 and all(
+            isinstance(b, Abstract) or (is_number(b) and 0 <= b < 1) for b in v)):
+        raise SpecValueError(f"{what} must be two numbers 0 <= b < 1, like [0.9, 0.999], "
+                             f"got {_show(v)}", span)
+    return v
+
+
+def _symbol(options: tuple[str, ...], kind: str) -> Check:
+    def check(v: Any, span: Span, what: str) -> Any:
+        if isinstance(v, Abstract):
             return v
         if not isinstance(v, Symbol):
-            raise SpecTypeError(f"expected a {what} name, got {type_name(v)}", span,
+            raise SpecTypeError(f"{what} must be the name of a {kind}, got {_show(v)}", span,
                                 hint="one of " + ", ".join(options))
         if v.name not in options:
-            raise SpecNameError(f"unknown {what} '{v.name}'", span,
+            raise SpecNameError(f"unknown {kind} '{v.name}'", span,
                                 hint=suggest(v.name, options, listing="expected one of"))
         return v
 
     return check
 
 
-def _data(v: Any, span: Span) -> Any:
-    if isinstance(v, SymbolCall):
-        if v.name not in ("csv", "npz"):
-            raise SpecNameError(f"unknown data source '{v.name}(...)'", span,
-                                hint="use digits, csv(\"file.csv\", target = \"label\"), "
-                                     "npz(\"file.npz\") or a synthetic task")
-        path = v.get("path", 0)
-        if not isinstance(path, str):
-            raise SpecTypeError(f"{v.name}() needs a file name string first", span)
-        if v.name == "csv" and not isinstance(v.get("target", 1), str):
-            raise SpecTypeError('csv() needs target = "column"', span)
-        return v
-    return _symbol(DATASETS, "data set")(v, span)
-
-
-def _optimizer(v: Any, span: Span) -> Any:
-    if _unknown(v):
-        return v
-    name = v.name if isinstance(v, Symbol | SymbolCall) else None
-    if name not in OPTIMIZERS:
-        _symbol(tuple(OPTIMIZERS), "optimizer")(v if isinstance(v, Symbol) else Symbol(
-            str(name)) if name else v, span)
-    if isinstance(v, SymbolCall):
-        if v.args:
-            raise SpecTypeError(f"{name}() takes keyword arguments, like {name}(lr = 1e-3)",
-                                span)
-        for k, val in v.kwargs:
-            if k not in OPTIMIZERS[name]:  # type: ignore[index]
-                raise SpecNameError(f"{name}() has no setting '{k}'", span,
-                                    hint=suggest(k, OPTIMIZERS[name]))  # type: ignore[index]
-            if k in ("lr", "weight_decay", "eps", "momentum"):
-                _number(0.0, open_lo=(k == "lr"))(val, span)
+def _data(v: Any, span: Span, what: str) -> Any:
+    if not isinstance(v, SymbolCall):
+        return _symbol(DATASETS, "data set")(v, span, what)
+    if v.name not in ("csv", "npz"):
+        raise SpecNameError(f"unknown data source '{v.name}(...)'", span,
+                            hint='use digits, csv("file.csv", target = "label"), '
+                                 'npz("file.npz") or a synthetic task')
+    if not isinstance(v.get("path", 0), str):
+        raise SpecTypeError(f"{v.name}() needs a file name string first", span)
+    if v.name == "csv" and not isinstance(v.get("target", 1), str):
+        raise SpecTypeError('csv() needs target = "column"', span)
     return v
 
 
-def _objective(v: Any, span: Span) -> Any:
+#: how each optimizer setting is checked
+_OPTIMIZER_SETTINGS: dict[str, Check] = {
+    "lr": _number(0.0, open_lo=True),
+    "weight_decay": _number(0.0),
+    "eps": _number(0.0, open_lo=True),
+    "momentum": _number(0.0, 1.0),
+    "betas": _betas,
+    "nesterov": _bool,
+}
+
+
+def _optimizer(v: Any, span: Span, what: str) -> Any:
+    """`adamw`, or `adamw(lr = 1e-3, ...)`: a known optimizer with known, valid settings."""
+    if isinstance(v, Abstract):
+        return v
+    if not isinstance(v, Symbol | SymbolCall):
+        raise SpecTypeError(f"{what} must be an optimizer, like adamw(lr = 1e-3), "
+                            f"got {_show(v)}", span, hint="one of " + ", ".join(OPTIMIZERS))
+    if v.name not in OPTIMIZERS:
+        raise SpecNameError(f"unknown optimizer '{v.name}'", span,
+                            hint=suggest(v.name, OPTIMIZERS, listing="expected one of"))
+    if isinstance(v, Symbol):
+        return v
+    allowed = OPTIMIZERS[v.name]
+    if v.args:
+        raise SpecTypeError(f"{v.name}() takes keyword arguments, like {v.name}(lr = 1e-3)",
+                            span)
+    for k, val in v.kwargs:
+        if k not in allowed:
+            raise SpecNameError(f"{v.name}() has no setting '{k}'", span,
+                                hint=suggest(k, allowed, listing="it takes"))
+        _OPTIMIZER_SETTINGS[k](val, span, f"{v.name}() setting '{k}'")
+    return v
+
+
+def _objective(v: Any, span: Span, what: str) -> Any:
     items = v if isinstance(v, tuple) else (v,)
     if not items:
         raise SpecValueError("objective needs at least one maximize(...) or minimize(...)", span)
@@ -132,7 +184,7 @@ def _objective(v: Any, span: Span) -> Any:
                                 "list of them", span)
         metric = it.args[0]
         if not isinstance(metric, Symbol) or metric.name not in METRICS:
-            name = metric.name if isinstance(metric, Symbol) else str(metric)
+            name = metric.name if isinstance(metric, Symbol) else _show(metric)
             raise SpecNameError(f"unknown metric '{name}'", span,
                                 hint=suggest(name, METRICS, listing="expected one of"))
     return v
@@ -168,7 +220,7 @@ def check_setting(block: str, name: str, value: Any, span: Span, name_span: Span
     if key is None:
         raise SpecNameError(f"unknown {block} setting '{name}'", name_span,
                             hint=suggest(name, keys, listing="expected one of"))
-    return key.check(value, span)
+    return key.check(value, span, name)
 
 
 def defaults(block: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..dsl.errors import (
     SpecNameError,
     SpecTypeError,
     SpecValueError,
+    closest,
     suggest,
 )
 from . import arith, config, limits, ops
@@ -79,6 +80,10 @@ class Elaborator:
         self.globals: dict[str, Any] = {}
         self.out = Elaboration(self.choices)
         self.invalid: SpecError | None = None
+        #: product of the counts of the repeats being run, and each repeat's count
+        #: (keyed by its count's span: `check_repeat` sees the span, `iterate` the node)
+        self.nesting = 1
+        self.loop_counts: dict[Span, int] = {}
         self._eval = {
             ast.Number: self._literal, ast.String: self._literal, ast.Bool: self._literal,
             ast.Name: self._name, ast.ListExpr: self._list, ast.Call: self._call,
@@ -171,7 +176,10 @@ class Elaborator:
     # ---- statements ------------------------------------------------------
 
     def exec_body(self, stmts: tuple[ast.Stmt, ...]) -> None:
+        rec = self.rec
         for s in stmts:
+            if rec is not None:  # each pass of an analysis re-runs every statement
+                rec.step(s.span)
             t = type(s)
             if t is ast.Assign or t is ast.Let:
                 self.env[s.name] = self.eval(s.value)  # type: ignore[union-attr]
@@ -234,22 +242,36 @@ class Elaborator:
         if isinstance(count, float) and count.is_integer():
             count = int(count)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise SpecValueError(f"repeat needs a count >= 0, got {count!r}", s.count.span)
+            got = repr(count) if arith.is_number(count) else type_name(count)
+            raise SpecValueError(f"repeat needs a whole count >= 0, got {got}", s.count.span)
         self.check_repeat(count, s.count.span)
         for i in range(count):
             self.iterate(s, name, i)
 
     def check_repeat(self, count: int, span: Span) -> None:
+        """Check a repeat's (largest) count, at ``span``, before its iterations run."""
         if count > limits.MAX_REPEAT:
             raise SpecLimitError(f"repeat count {count:,} exceeds the limit "
                                  f"{limits.MAX_REPEAT:,}", span)
+        total = self.nesting * count
+        if total > limits.MAX_NESTED_ITERATIONS:
+            raise SpecLimitError(
+                f"nested repeats would run {total:,} iterations, over the limit "
+                f"{limits.MAX_NESTED_ITERATIONS:,}", span,
+                hint="lower the counts of this repeat or of the repeats around it")
+        self.loop_counts[span] = count
 
     def iterate(self, s: ast.Repeat, name: str, i: int) -> None:
+        if self.rec is not None:
+            self.rec.step(s.span)
+        outer = self.nesting
+        self.nesting = outer * self.loop_counts.get(s.count.span, 1)
         self.push(f"{name}[{i}]")
         if s.var is not None:
             self.env[s.var] = i
         self.exec_body(s.body)
         self.pop()
+        self.nesting = outer
 
     # ---- expressions -----------------------------------------------------
 
@@ -276,7 +298,18 @@ class Elaborator:
         return list(self.env) + list(self.globals)
 
     def unknown(self, sym: Symbol, span: Span) -> SpecNameError:
-        return arith.unknown_name(sym, span, self.known_names())
+        """A bare name used as a value: it is not bound here (so it reads as a symbol)."""
+        known = self.known_names()
+        near = closest(sym.name, known)
+        if near:
+            hint = "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+        elif known:
+            shown = sorted(known)
+            hint = "names bound here: " + ", ".join(shown[:12]) + (", ..." if len(shown) > 12
+                                                                  else "")
+        else:
+            hint = "no names are bound here"
+        return SpecNameError(f"unknown name '{sym.name}'", span, hint=hint)
 
     def _binop(self, e: ast.BinOp) -> Any:
         op = e.op
@@ -353,7 +386,16 @@ class Elaborator:
         if type(v) is Abstract and not v.tensor:
             if self.rec is None:
                 raise SpecError("internal: unknown value outside analysis", span)
-            raise NeedValue(self.rec.fork_target(v.taint, span), span)
+            dec = self.rec.fork_target(v.taint, span)
+            size = dec.size()
+            if size is not None and size > limits.MAX_ANALYSIS_PASSES:
+                # checked before the analysis lists the values to fork on
+                raise SpecLimitError(
+                    f"the space is too entangled to analyse: decision {dec.name} steers "
+                    f"control flow here and has {size:,} values; analysis makes a pass "
+                    f"per value, at most {limits.MAX_ANALYSIS_PASSES:,}", span,
+                    hint="narrow its range, or steer with a fresh choice(...)")
+            raise NeedValue(dec, span)
         return v
 
     # ---- calls -----------------------------------------------------------
@@ -522,9 +564,15 @@ class Elaborator:
         if v is None and a.default is None:
             return None
         if t == "tensor":
+            if type(v) is Symbol:
+                raise self.unknown(v, span)
             if type(v) is not Tensor:
                 self._wrong(spec, a, v, span, "a tensor")
             return v
+        if type(v) is Symbol and t == "sparsity":
+            raise SpecNameError(f"unknown sparsity '{v.name}'", span,
+                                hint="sparsity is a fraction 0 <= s < 1, or nm(n, m) like "
+                                     "nm(2, 4)")
         if type(v) is Symbol and t not in ("symbol", "init"):
             raise self.unknown(v, span)
         if t == "int":
@@ -605,8 +653,9 @@ class Elaborator:
                                      "1 <= n <= m", span)
             return v
         if not arith.is_number(v) or not 0 <= v < 1:
+            got = repr(v) if arith.is_number(v) else type_name(v)
             raise SpecValueError(f"sparsity must be a fraction 0 <= s < 1 or nm(n, m), "
-                                 f"got {type_name(v)} {v!r}", span)
+                                 f"got {got}", span)
         return v
 
     # ---- decisions -------------------------------------------------------
@@ -674,7 +723,7 @@ class _Plan:
         for a in e.args:
             if a.kind == "kw":
                 if a.name not in spec.by_name:
-                    raise SpecTypeError(f"{spec.name}() has no argument '{a.name}'", a.span,
+                    raise SpecNameError(f"{spec.name}() has no argument '{a.name}'", a.span,
                                         hint=suggest(a.name or "", spec.by_name,
                                                      listing="it takes"))
                 if a.name in names:

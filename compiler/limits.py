@@ -6,12 +6,22 @@ compiler or exhausting memory; each can be raised by editing this module.
 
 #: largest count a `repeat` may take (the whole domain of a chosen count included)
 MAX_REPEAT = 10_000
-#: most ops in one candidate graph
+#: most iterations of a loop nest: the product of a repeat's count and the counts
+#: of the repeats around it (for a chosen count, its largest value)
+MAX_NESTED_ITERATIONS = 100_000
+#: deepest evaluation: expressions within expressions, counted through the bodies of
+#: the defs they call and the blocks (`repeat`, `with`) around them
+MAX_EVAL_DEPTH = 100
+#: most ops in one candidate graph; a spec whose every candidate would have more
+#: fails when it is loaded
 MAX_NODES = 100_000
 #: largest size of any one tensor dimension
 MAX_DIM = 2**31 - 1
-#: most evaluation steps one space analysis may take, over all its passes
-MAX_ANALYSIS_STEPS = 5_000_000
+#: most evaluation steps one space analysis may take, over all its passes (statements,
+#: op applications, def calls, decisions and repeat iterations). A step takes two to
+#: six microseconds, so this stops a runaway analysis within about two seconds; it
+#: leaves room to analyse candidates of MAX_NODES ops with their alternatives
+MAX_ANALYSIS_STEPS = 300_000
 #: most passes a space analysis may make; it makes one more pass per value of each
 #: decision that steers control flow (a chosen count used twice, an `if` on a choice)
 MAX_ANALYSIS_PASSES = 20_000

@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..dsl import ast
-from ..dsl.errors import Span, SpecError, SpecNameError, SpecTypeError, SpecValueError, suggest
-from . import arith, ops
+from ..dsl.errors import (
+    Span,
+    SpecError,
+    SpecLimitError,
+    SpecNameError,
+    SpecTypeError,
+    SpecValueError,
+    suggest,
+)
+from . import arith, config, limits, ops
 from .config import SYMBOL_CALLS
 
 DECISION_CALLS = ("choice", "int", "float", "optional")
@@ -100,9 +108,11 @@ def _analyze(module: ast.Module) -> Program:
                    blocks.get(ast.Search))  # type: ignore[arg-type]
     checker = _Checker(prog)
     checker.run()
-    _check_recursion(prog, checker.def_calls)
+    _Depth(prog, _check_recursion(prog, checker.def_calls)).model()
     _Namer(prog).run()
     prog.constants = _fold_constants(lets)
+    _check_repeat_ranges(checker.repeats, prog.constants)
+    _check_blocks(prog)
     return prog
 
 
@@ -126,6 +136,7 @@ class _Checker:
     def __init__(self, prog: Program):
         self.p = prog
         self.def_calls: dict[str, list[ast.Call]] = defaultdict(list)
+        self.repeats: list[ast.Repeat] = []
         self.current_def: str | None = None
         self.known_calls = (set(DECISION_CALLS) | set(SYMBOL_CALLS) | set(prog.defs)
                             | set(ops.public_names()))
@@ -167,6 +178,7 @@ class _Checker:
             if isinstance(s, ast.Let | ast.Assign):
                 self.expr(s.value)
             elif isinstance(s, ast.Repeat):
+                self.repeats.append(s)
                 self.expr(s.count)
                 self.body(s.body, what, span, top=False)
             elif isinstance(s, ast.With):
@@ -252,7 +264,7 @@ class _Checker:
                                 f"got {len(pos)} positional argument(s)", c.span)
         for a in c.args:
             if a.kind == "kw" and a.name not in allowed:
-                raise SpecTypeError(f"{c.func}() has no argument '{a.name}'", a.span,
+                raise SpecNameError(f"{c.func}() has no argument '{a.name}'", a.span,
                                     hint=suggest(a.name or "", allowed))
             if _holds_decision(a.value):
                 raise SpecValueError(f"the arguments of {c.func}() must be constants, "
@@ -274,23 +286,25 @@ class _Checker:
             self.def_calls[self.current_def].append(c)
         names = [p.name for p in d.params]
         pos = [a for a in c.args if a.kind == "pos"]
+        where = f"def {d.name}({', '.join(names)}) is at line {d.span.line}"
         if len(pos) > len(names):
-            raise SpecTypeError(f"'{d.name}' takes {len(names)} argument(s), got {len(pos)}",
-                                pos[len(names)].span)
+            raise SpecTypeError(f"{d.name}() takes {len(names)} argument(s), got {len(pos)}",
+                                pos[len(names)].span, hint=where)
         given = set(names[: len(pos)])
         for a in c.args:
             if a.kind == "kw":
                 if a.name not in names:
-                    raise SpecTypeError(f"'{d.name}' has no parameter '{a.name}'", a.span,
-                                        hint=suggest(a.name or "", names))
+                    raise SpecNameError(f"{d.name}() has no parameter '{a.name}'", a.span,
+                                        hint=suggest(a.name or "", names) or where)
                 if a.name in given:
-                    raise SpecTypeError(f"parameter '{a.name}' of '{d.name}' given twice",
+                    raise SpecTypeError(f"parameter '{a.name}' of {d.name}() given twice",
                                         a.span)
                 given.add(a.name)  # type: ignore[arg-type]
         missing = [p.name for p in d.params if p.name not in given and p.default is None]
         if missing:
-            raise SpecTypeError(f"'{d.name}' is missing argument(s) {', '.join(missing)}",
-                                c.span)
+            listed = ", ".join(f"'{m}'" for m in missing)
+            raise SpecTypeError(f"{d.name}() is missing argument{'s' if len(missing) > 1 else ''}"
+                                f" {listed}", c.span, hint=where)
 
 
 def _holds_decision(e: ast.Expr) -> bool:
@@ -315,24 +329,194 @@ def _children(e: ast.Expr) -> tuple[ast.Expr, ...]:
     return ()
 
 
-def _check_recursion(prog: Program, calls: dict[str, list[ast.Call]]) -> None:
-    state: dict[str, int] = {}  # 1 visiting, 2 done
+def _check_repeat_ranges(repeats: list[ast.Repeat], constants: dict[str, Any]) -> None:
+    """`repeat int(lo, hi)`: analysis walks every count up to hi, so hi must be in the limit."""
+    for s in repeats:
+        c = s.count
+        if not (isinstance(c, ast.Call) and c.func == "int"):
+            continue
+        try:
+            hi = const_value(c.positional[1].value, constants)
+        except NotConstant:
+            continue  # elaboration says that int() needs constants
+        if isinstance(hi, int) and hi > limits.MAX_REPEAT:
+            raise SpecLimitError(f"repeat count up to {hi:,} exceeds the limit "
+                                 f"{limits.MAX_REPEAT:,}", c.span)
 
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for c in calls.get(name, ()):
-            if state.get(c.func) == 1:
+
+def _check_blocks(prog: Program) -> None:
+    """`train` and `search` keys; the search block and constraints hold no decisions."""
+    decisive = _decision_holders(prog)
+    for blk, keys in ((prog.train, config.TRAIN_KEYS), (prog.search, config.SEARCH_KEYS)):
+        if blk is None:
+            continue
+        word = "train" if blk is prog.train else "search"
+        seen: dict[str, ast.Setting] = {}
+        for st in blk.settings:
+            if st.name not in keys:
+                raise SpecNameError(f"unknown {word} setting '{st.name}'", st.span,
+                                    hint=suggest(st.name, keys, listing="expected one of"))
+            if st.name in seen:
+                raise SpecError(f"{word} setting '{st.name}' is given twice (first at line "
+                                f"{seen[st.name].span.line})", st.span)
+            seen[st.name] = st
+    if prog.search is None:
+        return
+    for st in prog.search.settings:
+        _no_decision(st.value, decisive, f"search setting '{st.name}'")
+    for c in prog.search.constraints:
+        _no_decision(c.expr, decisive, "a constraint")
+        for n in _names(c.expr):
+            if n.id not in config.CONSTRAINT_NAMES and n.id not in prog.constants:
+                raise SpecNameError(f"unknown name '{n.id}' in a constraint", n.span,
+                                    hint=suggest(n.id, config.CONSTRAINT_NAMES,
+                                                 listing="constraints may use"))
+
+
+def _decision_holders(prog: Program) -> set[str]:
+    """Top-level lets and defs whose value involves a decision."""
+    out: set[str] = set()
+    changed = True
+    while changed:  # defs may call defs defined later: iterate to a fixed point
+        changed = False
+        for d in prog.defs.values():
+            parts = [p.default for p in d.params if p.default is not None]
+            parts += [d.expr] if d.expr is not None else list(_stmt_exprs(d.body or ()))
+            if d.name not in out and any(_involves(e, out) for e in parts):
+                out.add(d.name)
+                changed = True
+    for let in prog.lets:
+        if _involves(let.value, out):
+            out.add(let.name)
+    return out
+
+
+def _involves(e: ast.Expr, holders: set[str]) -> bool:
+    if isinstance(e, ast.Call) and (e.func in DECISION_CALLS or e.func in holders):
+        return True
+    if isinstance(e, ast.Name):
+        return e.id in holders
+    return any(_involves(x, holders) for x in _children(e))
+
+
+def _no_decision(e: ast.Expr, holders: set[str], where: str) -> None:
+    for node in _walk(e):
+        if isinstance(node, ast.Call) and node.func in DECISION_CALLS:
+            raise SpecValueError(f"{where} cannot hold a decision ({node.func}(...)); "
+                                 "only the model and the train block are searched", node.span)
+        name = node.id if isinstance(node, ast.Name) else getattr(node, "func", None)
+        if name in holders:
+            raise SpecValueError(f"{where} cannot use '{name}': it holds a decision, and "
+                                 "only the model and the train block are searched", node.span)
+
+
+def _walk(e: ast.Expr):
+    yield e
+    for x in _children(e):
+        yield from _walk(x)
+
+
+def _names(e: ast.Expr) -> list[ast.Name]:
+    return [n for n in _walk(e) if isinstance(n, ast.Name)]
+
+
+def _stmt_exprs(stmts: tuple[ast.Stmt, ...]):
+    for s in stmts:
+        if isinstance(s, ast.Let | ast.Assign):
+            yield s.value
+        elif isinstance(s, ast.Repeat):
+            yield s.count
+            yield from _stmt_exprs(s.body)
+        elif isinstance(s, ast.With):
+            yield from (b.value for b in s.bindings)
+            yield from _stmt_exprs(s.body)
+        elif isinstance(s, ast.Require):
+            yield s.cond
+        elif isinstance(s, ast.Return):
+            yield s.value
+
+
+def _check_recursion(prog: Program, calls: dict[str, list[ast.Call]]) -> list[str]:
+    """No def calls itself, directly or not. Returns the defs, each after those it calls.
+
+    A depth-first walk with an explicit stack: a chain of a thousand defs is no
+    reason for a Python RecursionError.
+    """
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    order: list[str] = []
+    for root in prog.defs:
+        if root in state:
+            continue
+        state[root] = 1
+        path = [root]
+        todo = [iter(calls.get(root, ()))]
+        while todo:
+            c = next(todo[-1], None)
+            if c is None:
+                todo.pop()
+                state[path[-1]] = 2
+                order.append(path.pop())
+            elif state.get(c.func) == 1:
                 cycle = path[path.index(c.func):] + [c.func]
                 raise SpecError("recursion between defs: " + " -> ".join(cycle), c.func_span,
                                 hint="defs may not call themselves, directly or indirectly; "
                                      "use `repeat` for depth")
-            if state.get(c.func) is None:
-                visit(c.func, path + [c.func])
-        state[name] = 2
+            elif c.func not in state:
+                state[c.func] = 1
+                path.append(c.func)
+                todo.append(iter(calls.get(c.func, ())))
+    return order
 
-    for name in prog.defs:
-        if name not in state:
-            visit(name, [name])
+
+class _Depth:
+    """How deep evaluation nests: expressions in expressions, through def calls and blocks.
+
+    Every pass after this one (elaboration, analysis, cost bounds) recurses this
+    deep, so ``limits.MAX_EVAL_DEPTH`` keeps them all within Python's stack.
+    """
+
+    def __init__(self, prog: Program, order: list[str]):
+        self.p = prog
+        self.defs: dict[str, int] = {}
+        for name in order:  # callees first
+            d = prog.defs[name]
+            deepest = max((self.expr(p.default, 1) for p in d.params if p.default is not None),
+                          default=0)
+            inner = self.expr(d.expr, 1) if d.expr is not None else self.body(d.body or (), 1)
+            self.defs[name] = max(deepest, inner)
+
+    def model(self) -> None:
+        m = self.p.model
+        self.body(m.body, 1)
+        for let in self.p.lets:
+            self.expr(let.value, 1)
+
+    def body(self, stmts: tuple[ast.Stmt, ...], level: int) -> int:
+        deepest = level
+        for s in stmts:
+            if isinstance(s, ast.Repeat):
+                deepest = max(deepest, self.expr(s.count, level), self.body(s.body, level + 1))
+            elif isinstance(s, ast.With):
+                for b in s.bindings:
+                    deepest = max(deepest, self.expr(b.value, level))
+                deepest = max(deepest, self.body(s.body, level + 1))
+            else:
+                for e in _stmt_exprs((s,)):
+                    deepest = max(deepest, self.expr(e, level))
+        return deepest
+
+    def expr(self, e: ast.Expr, level: int) -> int:
+        deepest = level
+        if isinstance(e, ast.Call) and e.func in self.defs:
+            deepest = level + self.defs[e.func]
+            if deepest > limits.MAX_EVAL_DEPTH:
+                raise SpecLimitError(
+                    f"evaluation would nest more than {limits.MAX_EVAL_DEPTH} deep here "
+                    f"(calls of defs that call defs, within expressions)", e.span,
+                    hint="flatten the chain of defs, or split expressions with `let`")
+        for x in _children(e):
+            deepest = max(deepest, self.expr(x, level + 1))
+        return deepest
 
 
 # ---- labels of choice alternatives ------------------------------------------

@@ -9,14 +9,14 @@ from typing import Any
 
 from ..dsl import ast, parse
 from ..dsl.errors import AssignmentError, SpecError, SpecTypeError, suggest
-from . import arith
+from .budget import check_min_ops
 from .config import CONSTRAINT_NAMES, check_setting, defaults
 from .deciders import Decider, FixedDecider
 from .elaborate import Elaboration, Elaborator
 from .graph import Graph
 from .program import Program, analyze
 from .space import Space
-from .values import Symbol, to_json
+from .values import to_json, type_name
 
 
 class Spec:
@@ -105,22 +105,22 @@ class Spec:
         return s.constraints if s is not None else ()
 
     def violated_constraints(self, graph: Graph) -> list[str]:
-        """Source text of every `constraint` the candidate breaks (empty: all hold)."""
+        """Source text of every `constraint` the candidate breaks (empty: all hold).
+
+        Loading checked that constraints use only costs and constants.
+        """
         out = []
         for c in self.constraints:
             el = Elaborator(self.program, decider=_NoDecisions())
+            el.globals = dict(self.program.constants)
             el.env = dict(graph.costs())
             try:
                 value = el.eval(c.expr)
-                if isinstance(value, Symbol):
-                    raise arith.unknown_name(value, c.expr.span, list(CONSTRAINT_NAMES))
                 if not isinstance(value, bool):
                     raise SpecTypeError("a constraint must be a comparison, like "
-                                        "params <= 200k", c.expr.span)
+                                        f"params <= 200k; this is {type_name(value)}",
+                                        c.expr.span)
             except SpecError as e:
-                if "unknown name" in e.message:
-                    e.hint = suggest(e.message.split("'")[1], CONSTRAINT_NAMES,
-                                     listing="constraints may use")
                 raise e.with_source(self.source) from None
             if not value:
                 out.append(_text(self.source, c))
@@ -152,6 +152,10 @@ def _text(source: str, c: ast.Constraint) -> str:
 def loads(text: str, filename: str = "<spec>") -> Spec:
     """Parse and check spec text. Raises :class:`SpecError` on any mistake."""
     spec = Spec(analyze(parse(text, filename)))
+    try:
+        check_min_ops(spec.program)
+    except SpecError as e:
+        raise e.with_source(text) from None
     spec.check_constraints()
     return spec
 

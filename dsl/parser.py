@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
-import sys
 from importlib import resources
+from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -15,14 +16,21 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.visitors import Transformer_NonRecursive
 
 from . import ast
 from .errors import Span, SpecError, SpecLimitError, SpecSyntaxError, suggest
 
 #: Largest spec text accepted, in characters.
 MAX_SOURCE_CHARS = 1_000_000
+#: Most tokens accepted (words, numbers, strings and punctuation marks, roughly):
+#: parsing takes some 30 microseconds a token, so this keeps it to about a second.
+MAX_TOKENS = 50_000
 #: Deepest bracket nesting accepted.
 MAX_NESTING = 100
+#: Deepest expression accepted: operands within operands, brackets or not
+#: (`a + b + c` is 2 deep); it bounds how deep every later pass recurses.
+MAX_EXPR_DEPTH = 100
 
 KEYWORDS = (
     "let", "def", "model", "train", "search", "repeat", "as", "with", "require",
@@ -57,8 +65,12 @@ def _describe(names: set[str] | frozenset[str]) -> list[str]:
     return sorted({table.get(n, n) for n in names})
 
 
-class _Builder(Transformer):
-    """Parse tree -> ast dataclasses. Knows nothing about meaning."""
+class _Builder(Transformer_NonRecursive):
+    """Parse tree -> ast dataclasses. Knows nothing about meaning.
+
+    Non-recursive, so that long operator chains cannot exhaust Python's stack;
+    `_check_depth` then bounds the depth for every pass after it.
+    """
 
     def __init__(self, filename: str):
         super().__init__()
@@ -272,38 +284,63 @@ def _unescape(tok: Token, span: Span) -> str:
     return "".join(out)
 
 
+#: what the size check counts as tokens; comments and strings are skipped whole
+_ROUGH_TOKEN = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"?|[A-Za-z0-9_.]+|\S')
+
+
+def _span_at(text: str, filename: str, pos: int) -> Span:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return Span(filename, line, col, line, col + 1)
+
+
 def _check_size(text: str, filename: str) -> None:
+    """The source limits, checked before parsing: characters, tokens, bracket nesting."""
     if len(text) > MAX_SOURCE_CHARS:
         raise SpecLimitError(
             f"spec is {len(text):,} characters; the limit is {MAX_SOURCE_CHARS:,}",
             Span(filename, 1, 1, 1, 2),
         )
-    depth, line, col = 0, 1, 0
-    in_str = in_comment = False
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col, in_comment, in_str = line + 1, 0, False, False
+    depth = tokens = 0
+    for m in _ROUGH_TOKEN.finditer(text):
+        c = m.group()[0]
+        if c == "#":
             continue
-        if in_comment:
-            continue
-        if in_str:
-            in_str = ch != '"'
-            continue
-        if ch == "#":
-            in_comment = True
-        elif ch == '"':
-            in_str = True
-        elif ch in "([{":
+        tokens += 1
+        if tokens > MAX_TOKENS:
+            raise SpecLimitError(f"spec has more than {MAX_TOKENS:,} tokens",
+                                 _span_at(text, filename, m.start()),
+                                 hint="split it, or move repetition into `repeat` and `def`")
+        if c in "([{":
             depth += 1
             if depth > MAX_NESTING:
                 raise SpecLimitError(
                     f"brackets nested more than {MAX_NESTING} deep",
-                    Span(filename, line, col, line, col + 1),
+                    _span_at(text, filename, m.start()),
                     hint="split the expression with `let` bindings or `def`s",
                 )
-        elif ch in ")]}":
+        elif c in ")]}":
             depth = max(depth - 1, 0)
+
+
+def _check_depth(items: tuple[ast.Node, ...]) -> None:
+    """No expression nests deeper than MAX_EXPR_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(item, 0) for item in items]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, tuple):
+            stack.extend((x, depth) for x in node)
+            continue
+        if not isinstance(node, ast.Node):
+            continue
+        if isinstance(node, ast.Expr):
+            depth += 1
+            if depth > MAX_EXPR_DEPTH:
+                raise SpecLimitError(
+                    f"expression nested more than {MAX_EXPR_DEPTH} deep", node.span,
+                    hint="split the expression with `let` bindings or `def`s")
+        stack.extend((getattr(node, f.name), depth) for f in dataclasses.fields(node)
+                     if f.name != "span")
 
 
 def parse(text: str, filename: str = "<spec>") -> ast.Module:
@@ -315,45 +352,65 @@ def parse(text: str, filename: str = "<spec>") -> ast.Module:
         raise e.with_source(text) from None
     except UnexpectedInput as e:
         raise _syntax_error(e, text, filename).with_source(text) from None
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20_000))  # long operator chains nest deeply
     try:
         items = _Builder(filename).transform(tree)
+        _check_depth(items)
     except VisitError as e:
         if isinstance(e.orig_exc, SpecError):
             raise e.orig_exc.with_source(text) from None
         raise
-    except RecursionError:
-        raise SpecLimitError(
-            "expression nested too deeply to compile", Span(filename, 1, 1, 1, 2),
-            hint="split the expression with `let` bindings", source=text,
-        ) from None
-    finally:
-        sys.setrecursionlimit(limit)
+    except SpecError as e:
+        raise e.with_source(text) from None
     end = text.count("\n") + 1
     return ast.Module(Span(filename, 1, 1, end, 1), tuple(items), text, filename)
 
 
-def _prev_token(text: str, pos: int) -> Token | None:
-    prev = None
+def _tokens_before(text: str, pos: int) -> list[Token]:
+    """The tokens of ``text[:pos]`` (empty if that prefix does not even lex)."""
     try:
-        for tok in _lark().lex(text[:pos]):
-            prev = tok
+        return list(_lark().lex(text[:pos]))
     except UnexpectedInput:
-        return None
-    return prev
+        return []
+
+
+def _open_brackets(tokens: list[Token]) -> list[Token]:
+    """The brackets still open at the end of ``tokens``, outermost first."""
+    stack: list[Token] = []
+    for tok in tokens:
+        if tok.type == "STRING":
+            continue
+        if tok in _PAIRS:
+            stack.append(tok)
+        elif stack and tok == _PAIRS[stack[-1]]:
+            stack.pop()
+    return stack
+
+
+def _unclosed(tokens: list[Token]) -> Token | None:
+    """The innermost bracket still open at the end of ``tokens``."""
+    stack = _open_brackets(tokens)
+    return stack[-1] if stack else None
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+_CLOSER_TYPES = {"(": "RPAR", "[": "RSQB", "{": "RBRACE"}
+#: tokens that may start an operand: a missing ',' shows as one of them, unexpected
+_OPERAND_TYPES = ("NAME", "NUMBER", "STRING", "LSQB", "TRUE", "FALSE")
 
 
 def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> SpecError:
     line, col = getattr(e, "line", 1) or 1, getattr(e, "column", 1) or 1
     if isinstance(e, UnexpectedCharacters):
-        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        pos = e.pos_in_stream
+        ch = text[pos] if pos < len(text) else ""
         span = Span(filename, line, col, line, col + 1)
         if ch == '"':
             return SpecSyntaxError("unterminated string", span,
                                    hint='close the string with " on the same line')
-        return SpecSyntaxError(f"unexpected character {ch!r}", span,
-                               hint=_expected_hint(e.allowed))
+        hint = _expected_hint(e.allowed)
+        if ch == "." and pos > 0 and (text[pos - 1].isalnum() or text[pos - 1] in "_)"):
+            hint = "names have no attributes or methods (a.b) in a spec"
+        return SpecSyntaxError(f"unexpected character {ch!r}", span, hint=hint)
     if isinstance(e, UnexpectedEOF) or (
         isinstance(e, UnexpectedToken) and e.token.type == "$END"
     ):
@@ -362,8 +419,10 @@ def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> SpecError:
         span = Span(filename, last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
         expected = e.expected if isinstance(e, UnexpectedEOF) else e.accepts or e.expected
         hint = _expected_hint(expected)
-        if "RBRACE" in expected:
-            hint = "a '{' block is not closed; add '}'"
+        opener = _unclosed(_tokens_before(text, len(text)))
+        if opener is not None and _CLOSER_TYPES[str(opener)] in expected:
+            hint = (f"the '{opener}' at line {opener.line}, column {opener.column} is not "
+                    f"closed; add '{_PAIRS[str(opener)]}'")
         return SpecSyntaxError("unexpected end of file", span, hint=hint)
     assert isinstance(e, UnexpectedToken)
     tok = e.token
@@ -373,24 +432,56 @@ def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> SpecError:
     what = f"'{tok}'" if tok.type != "NAME" else f"name '{tok}'"
     message = f"unexpected {what}"
     hint = _expected_hint(expected)
+    before = _tokens_before(text, tok.start_pos)
+    prev = before[-1] if before else None
+    opener = _unclosed(before)
+    closes = [o for o, c in _PAIRS.items() if c == str(tok)]
+    if closes and not any(str(t) == closes[0] for t in _open_brackets(before)):
+        hint = f"this '{tok}' closes nothing; remove it"
+    elif opener is not None and _CLOSER_TYPES[str(opener)] in expected and (
+            tok.line > opener.line or closes):
+        hint = (f"the '{opener}' at line {opener.line}, column {opener.column} is not "
+                f"closed; add '{_PAIRS[str(opener)]}' before this")
+    elif ("COMMA" in expected and tok.type in _OPERAND_TYPES and prev is not None
+          and prev.line == tok.line):
+        hint = f"a ',' is missing before {what}?"
     # A misspelled keyword reads as a name: suggest the keyword itself.
     keywords = [k for k in KEYWORDS if k.upper() in expected]
     if tok.type == "NAME" and keywords:
         near = suggest(str(tok), keywords)
         if near and "did you mean" in near:
-            hint = near.split("?")[0] + "?"
-    prev = _prev_token(text, tok.start_pos)
-    if prev is not None and prev.type == "NAME" and prev.line == tok.line:
+            message, hint = f"unknown keyword '{tok}'", near.split("?")[0] + "?"
+    if (prev is not None and prev.type == "NAME" and prev.line == tok.line
+            and expected == {"EQUAL"}):
+        # `reapet 3 {` reads as the start of `reapet = ...`: the name is the mistake
         near = suggest(str(prev), STATEMENT_KEYWORDS + ITEM_KEYWORDS)
         if near and "did you mean" in near and str(prev) not in KEYWORDS:
-            hint = f"'{prev}' is not a keyword; " + near.split("?")[0] + "?"
+            span = Span(filename, prev.line, prev.column, prev.end_line or prev.line,
+                        prev.end_column or prev.column + 1)
+            return SpecSyntaxError(f"unknown keyword '{prev}'", span,
+                                   hint=near.split("?")[0] + "?")
     return SpecSyntaxError(message, span, hint=hint)
 
 
+@functools.cache
+def _operator_terminals() -> frozenset[str]:
+    """Terminals of binary operators: listed as one word, 'an operator', in hints."""
+    words = {"+", "-", "*", "/", "//", "%", "**", "and", "or", "if"}
+    return frozenset({t.name for t in _lark().terminals
+                      if t.pattern.type == "str" and t.pattern.value in words} | {"COMP_OP"})
+
+
 def _expected_hint(expected) -> str | None:
-    names = _describe(set(expected or ()))
-    if not names:
+    names = set(expected or ())
+    operators = names & _operator_terminals()
+    collapse = len(operators) >= 3
+    words = _describe(names - operators if collapse else names)
+    if len(words) > 12:
+        words = words[:12] + ["..."]
+    if collapse:
+        words.append("an operator")
+    if not words:
         return None
-    if len(names) > 12:
-        names = names[:12] + ["..."]
-    return "expected " + ", ".join(names)
+    if len(words) == 1:
+        return "expected " + words[0]
+    return "expected " + ", ".join(words[:-1]) + " or " + words[-1]

@@ -1,0 +1,238 @@
+"""A lower bound on the ops of every candidate, checked when a spec is loaded.
+
+Doubling defs (``def f2(x) = f1(f1(x))``, ...) or constant loop nests can describe
+graphs of millions of ops in a few lines. Elaboration would stop such a spec at
+``limits.MAX_NODES`` only after building that many nodes, and space analysis only
+after millions of steps; this walk over the AST finds them at once.
+
+The bound counts op applications only where every candidate surely makes them:
+the cheapest alternative of a ``choice``, the cheaper branch of an ``if`` whose
+test is not a constant, the smallest value of a chosen ``repeat`` count, none of
+an ``and``/``or``'s right side, and no iterations where a count is not known. So a
+spec it rejects has no candidate that could be built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..dsl import ast
+from ..dsl.errors import SpecError, SpecLimitError
+from . import limits, ops
+from .program import DECISION_CALLS, NotConstant, Program, const_value
+
+#: costs saturate here: anything above the limit is simply "too many"
+_CAP = limits.MAX_NODES + 1
+
+
+def check_min_ops(prog: Program) -> None:
+    """Raise SpecLimitError if every candidate would have more than ``limits.MAX_NODES`` ops."""
+    _MinOps(prog).model()
+
+
+def _add(a: int, b: int) -> int:
+    return min(a + b, _CAP)
+
+
+def _mul(a: int, b: int) -> int:
+    return min(a * b, _CAP)
+
+
+class _MinOps:
+    def __init__(self, prog: Program):
+        self.p = prog
+        self.defs: dict[str, int] = {}
+        #: in the model's own body a cost over the limit is reported where it arises;
+        #: in a def body it is only counted (the def may never be called)
+        self.report = False
+
+    def model(self) -> None:
+        env = dict(self.p.constants)
+        total = 2  # the input and output nodes
+        for let in self.p.lets:
+            total = _add(total, self.expr(let.value, env))
+        env.pop(self.p.model.input_name, None)
+        self.report = True
+        self.body(self.p.model.body, env, total)
+
+    def too_many(self, node: ast.Node, what: str) -> SpecLimitError:
+        return SpecLimitError(
+            f"every candidate would have more than {limits.MAX_NODES:,} ops, the limit: "
+            f"{what}", node.span,
+            hint="lower repeat counts or the nesting of defs; limits are in "
+                 "autoarch.compiler.limits")
+
+    # ---- statements ------------------------------------------------------
+
+    def body(self, stmts: tuple[ast.Stmt, ...], env: dict[str, Any], total: int = 0) -> int:
+        for s in stmts:
+            total = _add(total, self.stmt(s, env))
+            if self.report and total >= _CAP:
+                raise self.too_many(s, "the model has that many by this statement")
+        return total
+
+    def stmt(self, s: ast.Stmt, env: dict[str, Any]) -> int:
+        if isinstance(s, ast.Let | ast.Assign):
+            cost = self.expr(s.value, env)
+            value = _constant(s.value, env)
+            if value is None:
+                env.pop(s.name, None)
+            else:
+                env[s.name] = value
+            return cost
+        if isinstance(s, ast.Repeat):
+            return self.repeat(s, env)
+        if isinstance(s, ast.With):
+            cost = 0
+            for b in s.bindings:
+                cost = _add(cost, self.expr(b.value, env))
+            return _add(cost, self.body(s.body, env))
+        if isinstance(s, ast.Require):
+            return self.expr(s.cond, env)
+        if isinstance(s, ast.Return):
+            return self.expr(s.value, env)
+        return 0
+
+    def repeat(self, s: ast.Repeat, env: dict[str, Any]) -> int:
+        cost = self.expr(s.count, env)
+        count = _least_count(s.count, env)
+        if self.report and count > limits.MAX_REPEAT:
+            raise SpecLimitError(f"repeat count {count:,} exceeds the limit "
+                                 f"{limits.MAX_REPEAT:,}", s.count.span)
+        for name in _assigned(s.body) | ({s.var} if s.var else set()):
+            env.pop(name, None)  # they change from one iteration to the next
+        report = self.report
+        self.report = report and count > 0  # a body that may not run reports nothing
+        body = self.body(s.body, env)
+        self.report = report
+        for name in _assigned(s.body):
+            env.pop(name, None)
+        total = _add(cost, _mul(min(count, _CAP), body))
+        if self.report and total >= _CAP:
+            raise self.too_many(s, f"this repeat runs at least {count:,} times over a body "
+                                   f"of {'more than ' if body >= _CAP else ''}"
+                                   f"{min(body, limits.MAX_NODES):,} ops")
+        return total
+
+    # ---- expressions -----------------------------------------------------
+
+    def expr(self, e: ast.Expr, env: dict[str, Any]) -> int:
+        cost = self._expr(e, env)
+        if self.report and cost >= _CAP:
+            what = f"this call of {e.func}() alone" if isinstance(e, ast.Call) else "this alone"
+            raise self.too_many(e, f"{what} builds more")
+        return cost
+
+    def _expr(self, e: ast.Expr, env: dict[str, Any]) -> int:
+        if isinstance(e, ast.Call):
+            return self.call(e, env)
+        if isinstance(e, ast.BinOp):
+            if e.op in ("and", "or"):
+                return self.expr(e.left, env)
+            return _add(self.expr(e.left, env), self.expr(e.right, env))
+        if isinstance(e, ast.UnaryOp):
+            return self.expr(e.operand, env)
+        if isinstance(e, ast.Compare):
+            return _sum(self.expr(x, env) for x in e.operands)
+        if isinstance(e, ast.IfExp):
+            test = _constant(e.test, env)
+            if isinstance(test, bool):
+                return self.expr(e.body if test else e.orelse, env)
+            return _add(self.expr(e.test, env),
+                        min(self.expr(e.body, env), self.expr(e.orelse, env)))
+        if isinstance(e, ast.ListExpr):
+            return _sum(self.expr(x, env) for x in e.items)
+        return 0
+
+    def call(self, e: ast.Call, env: dict[str, Any]) -> int:
+        f = e.func
+        if f == "choice":
+            return min((self.expr(a.value, env) for a in e.args), default=0)
+        if f in DECISION_CALLS and f != "optional":
+            return 0
+        if f == "optional":  # the call, or its first argument alone
+            inner = e.args[0].value
+            if not isinstance(inner, ast.Call):
+                return self.expr(inner, env)
+            args = [self.expr(a.value, env) for a in inner.args]
+            first = next(c for a, c in zip(inner.args, args, strict=True) if a.kind == "pos")
+            return min(self.applied(inner, args), first)
+        return self.applied(e, [self.expr(a.value, env) for a in e.args])
+
+    def applied(self, e: ast.Call, args: list[int]) -> int:
+        """Ops of call ``e`` (not a decision) whose arguments cost ``args``."""
+        total = _sum(args)
+        d = self.p.defs.get(e.func)
+        if d is not None:
+            given = {a.name for a in e.args if a.kind == "kw"}
+            given |= {p.name for p in d.params[: len(e.positional)]}
+            defaults = _sum(self.def_expr(p.default) for p in d.params
+                            if p.name not in given and p.default is not None)
+            return _add(_add(total, defaults), self.def_cost(d))
+        spec = ops.get(e.func)
+        return _add(total, 1 if spec is not None and not spec.internal else 0)
+
+    def def_expr(self, e: ast.Expr) -> int:
+        report, self.report = self.report, False
+        try:
+            return self.expr(e, dict(self.p.constants))
+        finally:
+            self.report = report
+
+    def def_cost(self, d: ast.Def) -> int:
+        """Ops of one call of ``d``'s body; its parameters count as unknown values."""
+        cost = self.defs.get(d.name)
+        if cost is None:
+            report, self.report = self.report, False
+            env = {k: v for k, v in self.p.constants.items()
+                   if k not in {p.name for p in d.params}}
+            if d.expr is not None:
+                cost = self.expr(d.expr, env)
+            else:
+                cost = self.body(d.body or (), env)
+            self.report = report
+            self.defs[d.name] = cost
+        return cost
+
+
+def _sum(costs: Any) -> int:
+    total = 0
+    for c in costs:
+        total = _add(total, c)
+    return total
+
+
+def _constant(e: ast.Expr, env: dict[str, Any]) -> Any:
+    """The value of a constant expression; None if it is not one (or fails to evaluate:
+    elaboration reports that where it is evaluated)."""
+    try:
+        return const_value(e, env)
+    except (NotConstant, SpecError):
+        return None
+
+
+def _least_count(e: ast.Expr, env: dict[str, Any]) -> int:
+    """The fewest iterations a repeat with count ``e`` runs in any candidate."""
+    counts: list[Any]
+    if isinstance(e, ast.Call) and e.func == "int":
+        counts = [_constant(a.value, env) for a in e.args[:1] if a.kind == "pos"]
+    elif isinstance(e, ast.Call) and e.func == "choice":
+        counts = [_constant(a.value, env) for a in e.args]
+    else:
+        counts = [_constant(e, env)]
+    if not counts or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        return 0
+    return max(min(counts), 0)
+
+
+def _assigned(stmts: tuple[ast.Stmt, ...]) -> set[str]:
+    """Names a block of statements binds, nested blocks included."""
+    out: set[str] = set()
+    for s in stmts:
+        if isinstance(s, ast.Let | ast.Assign):
+            out.add(s.name)
+        elif isinstance(s, ast.Repeat):
+            out |= _assigned(s.body) | ({s.var} if s.var else set())
+        elif isinstance(s, ast.With):
+            out |= _assigned(s.body)
+    return out
