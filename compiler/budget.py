@@ -1,15 +1,18 @@
-"""A lower bound on the ops of every candidate, checked when a spec is loaded.
+"""Documented limits checked on the AST, when a spec is loaded, before anything runs.
 
-Doubling defs (``def f2(x) = f1(f1(x))``, ...) or constant loop nests can describe
-graphs of millions of ops in a few lines. Elaboration would stop such a spec at
-``limits.MAX_NODES`` only after building that many nodes, and space analysis only
-after millions of steps; this walk over the AST finds them at once.
-
-The bound counts op applications only where every candidate surely makes them:
-the cheapest alternative of a ``choice``, the cheaper branch of an ``if`` whose
-test is not a constant, the smallest value of a chosen ``repeat`` count, none of
-an ``and``/``or``'s right side, and no iterations where a count is not known. So a
-spec it rejects has no candidate that could be built.
+- **Evaluation depth.** Expressions within expressions, through the defs they
+  call, nest at most ``limits.MAX_EVAL_DEPTH`` deep, so that no later pass (all
+  of them recurse) can exhaust Python's stack.
+- **Repeat ranges.** ``repeat int(lo, hi)`` with ``hi`` over ``limits.MAX_REPEAT``.
+- **A lower bound on the ops of every candidate.** Doubling defs
+  (``def f2(x) = f1(f1(x))``, ...) or constant loop nests describe graphs of
+  millions of ops in a few lines; elaboration would stop them at
+  ``limits.MAX_NODES`` only after building that many nodes. The bound counts op
+  applications only where every candidate surely makes them: the cheapest
+  alternative of a ``choice``, the cheaper branch of an ``if`` whose test is not a
+  constant, the smallest value of a chosen ``repeat`` count, none of an
+  ``and``/``or``'s right side, and no iterations where a count is not known. So a
+  spec it rejects has no candidate that could be built.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from typing import Any
 from ..dsl import ast
 from ..dsl.errors import SpecError, SpecLimitError
 from . import limits, ops
-from .program import DECISION_CALLS, NotConstant, Program, const_value
+from .program import DECISION_CALLS, NotConstant, Program, children, const_value, stmt_exprs
 
 #: costs saturate here: anything above the limit is simply "too many"
 _CAP = limits.MAX_NODES + 1
 
 
-def check_min_ops(prog: Program) -> None:
-    """Raise SpecLimitError if every candidate would have more than ``limits.MAX_NODES`` ops."""
+def check_limits(prog: Program) -> None:
+    """Raise SpecLimitError if the spec nests too deeply or every candidate is too large."""
+    _Depth(prog).model()  # first: it bounds how deep the walk after it recurses
     _MinOps(prog).model()
 
 
@@ -36,6 +40,72 @@ def _add(a: int, b: int) -> int:
 
 def _mul(a: int, b: int) -> int:
     return min(a * b, _CAP)
+
+
+class _Depth:
+    """How deep evaluation nests: expressions in expressions, through def calls and blocks.
+
+    Elaboration, analysis and the op bound all recurse this deep, so
+    ``limits.MAX_EVAL_DEPTH`` keeps them within Python's stack. Walks each def once
+    (callees first) and every `repeat`, where it also checks chosen-count ranges.
+    """
+
+    def __init__(self, prog: Program):
+        self.p = prog
+        self.defs: dict[str, int] = {}
+        for name in prog.def_order:  # callees first
+            d = prog.defs[name]
+            deepest = max((self.expr(p.default, 1) for p in d.params if p.default is not None),
+                          default=0)
+            inner = self.expr(d.expr, 1) if d.expr is not None else self.body(d.body or (), 1)
+            self.defs[name] = max(deepest, inner)
+
+    def model(self) -> None:
+        p = self.p
+        self.body(p.model.body, 1)
+        exprs = [let.value for let in p.lets]
+        for blk in (p.train, p.search):
+            exprs += [s.value for s in blk.settings] if blk is not None else []
+        exprs += [c.expr for c in p.search.constraints] if p.search is not None else []
+        for e in exprs:
+            self.expr(e, 1)
+
+    def body(self, stmts: tuple[ast.Stmt, ...], level: int) -> int:
+        deepest = level
+        for s in stmts:
+            if isinstance(s, ast.Repeat):
+                self.repeat_range(s.count)
+                deepest = max(deepest, self.expr(s.count, level), self.body(s.body, level + 1))
+            elif isinstance(s, ast.With):
+                for b in s.bindings:
+                    deepest = max(deepest, self.expr(b.value, level))
+                deepest = max(deepest, self.body(s.body, level + 1))
+            else:
+                for e in stmt_exprs((s,)):
+                    deepest = max(deepest, self.expr(e, level))
+        return deepest
+
+    def expr(self, e: ast.Expr, level: int) -> int:
+        deepest = level
+        if isinstance(e, ast.Call) and e.func in self.defs:
+            deepest = level + self.defs[e.func]
+            if deepest > limits.MAX_EVAL_DEPTH:
+                raise SpecLimitError(
+                    f"evaluation would nest more than {limits.MAX_EVAL_DEPTH} deep here "
+                    f"(calls of defs that call defs, within expressions)", e.span,
+                    hint="flatten the chain of defs, or split expressions with `let`")
+        for x in children(e):
+            deepest = max(deepest, self.expr(x, level + 1))
+        return deepest
+
+    def repeat_range(self, count: ast.Expr) -> None:
+        """`repeat int(lo, hi)`: analysis walks every count up to hi, so hi must be in the limit."""
+        if not (isinstance(count, ast.Call) and count.func == "int"):
+            return
+        hi = _constant(count.positional[1].value, self.p.constants)
+        if isinstance(hi, int) and hi > limits.MAX_REPEAT:
+            raise SpecLimitError(f"repeat count up to {hi:,} exceeds the limit "
+                                 f"{limits.MAX_REPEAT:,}", count.span)
 
 
 class _MinOps:
@@ -139,7 +209,7 @@ class _MinOps:
             if isinstance(test, bool):
                 return self.expr(e.body if test else e.orelse, env)
             return _add(self.expr(e.test, env),
-                        min(self.expr(e.body, env), self.expr(e.orelse, env)))
+                        min(self.quiet(e.body, env), self.quiet(e.orelse, env)))
         if isinstance(e, ast.ListExpr):
             return _sum(self.expr(x, env) for x in e.items)
         return 0
@@ -147,16 +217,17 @@ class _MinOps:
     def call(self, e: ast.Call, env: dict[str, Any]) -> int:
         f = e.func
         if f == "choice":
-            return min((self.expr(a.value, env) for a in e.args), default=0)
+            return min((self.quiet(a.value, env) for a in e.args), default=0)
         if f in DECISION_CALLS and f != "optional":
             return 0
         if f == "optional":  # the call, or its first argument alone
             inner = e.args[0].value
             if not isinstance(inner, ast.Call):
                 return self.expr(inner, env)
-            args = [self.expr(a.value, env) for a in inner.args]
-            first = next(c for a, c in zip(inner.args, args, strict=True) if a.kind == "pos")
-            return min(self.applied(inner, args), first)
+            pos = inner.positional[0]  # evaluated either way; the rest only with the call
+            args = [self.expr(a.value, env) if a is pos else self.quiet(a.value, env)
+                    for a in inner.args]
+            return min(self.applied(inner, args), args[inner.args.index(pos)])
         return self.applied(e, [self.expr(a.value, env) for a in e.args])
 
     def applied(self, e: ast.Call, args: list[int]) -> int:
@@ -172,12 +243,16 @@ class _MinOps:
         spec = ops.get(e.func)
         return _add(total, 1 if spec is not None and not spec.internal else 0)
 
-    def def_expr(self, e: ast.Expr) -> int:
+    def quiet(self, e: ast.Expr, env: dict[str, Any]) -> int:
+        """The cost of ``e``, which only some candidates evaluate: nothing to report."""
         report, self.report = self.report, False
         try:
-            return self.expr(e, dict(self.p.constants))
+            return self.expr(e, env)
         finally:
             self.report = report
+
+    def def_expr(self, e: ast.Expr) -> int:
+        return self.quiet(e, dict(self.p.constants))
 
     def def_cost(self, d: ast.Def) -> int:
         """Ops of one call of ``d``'s body; its parameters count as unknown values."""

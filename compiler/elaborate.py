@@ -13,6 +13,7 @@ One evaluator serves three uses:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -220,8 +221,9 @@ class Elaborator:
                 return
             except SpecError as e:
                 first = first or e
-        if first is not None:
-            raise first
+        if first is not None:  # no op takes it: say why the first one does not
+            raise type(first)(f"`with {name}` suits no op: {first.message}", span,
+                              hint=first.hint)
 
     def exec_require(self, s: ast.Require) -> None:
         cond = self.eval(s.cond)
@@ -787,6 +789,13 @@ def make_decision(prog: Program, e: ast.Call, name: str) -> Decision:
         if step is not None and (not arith.is_number(step) or step <= 0 or log):
             raise SpecValueError("float() step must be a positive number (and not with log)",
                                  kw["step"].span)
+        if step is not None and hi >= lo:
+            n = (hi - lo) / step + 1  # inf when the range is wide and the step fine
+            if not n <= limits.MAX_STEPPED_VALUES:
+                shown = f"{n:,.0f}" if math.isfinite(n) else "too many"
+                raise SpecLimitError(f"float({lo:g}, {hi:g}, step = {step:g}) has {shown} "
+                                     f"values; the limit is {limits.MAX_STEPPED_VALUES:,}",
+                                     e.span, hint="use a coarser step, or no step")
         if log and lo <= 0:
             raise SpecValueError(f"float(..., log = true) needs low > 0, got {lo}", pos[0].span)
     if hi < lo:

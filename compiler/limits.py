@@ -15,6 +15,8 @@ MAX_EVAL_DEPTH = 100
 #: most ops in one candidate graph; a spec whose every candidate would have more
 #: fails when it is loaded
 MAX_NODES = 100_000
+#: most values of a `float(low, high, step = s)` range (sampling and grid search list them)
+MAX_STEPPED_VALUES = 100_000
 #: largest size of any one tensor dimension
 MAX_DIM = 2**31 - 1
 #: most evaluation steps one space analysis may take, over all its passes (statements,

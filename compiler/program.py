@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,13 +18,12 @@ from ..dsl import ast
 from ..dsl.errors import (
     Span,
     SpecError,
-    SpecLimitError,
     SpecNameError,
     SpecTypeError,
     SpecValueError,
     suggest,
 )
-from . import arith, config, limits, ops
+from . import arith, config, ops
 from .config import SYMBOL_CALLS
 
 DECISION_CALLS = ("choice", "int", "float", "optional")
@@ -51,6 +51,8 @@ class Program:
     plans: dict[int, Any] = field(default_factory=dict)
     #: (call site, argument values and input shapes) -> the op's rules' results
     op_cache: dict[Any, Any] = field(default_factory=dict)
+    #: the defs, each after the defs it calls
+    def_order: list[str] = field(default_factory=list)
 
     def remember(self, key: Any, value: Any) -> None:
         if len(self.op_cache) >= OP_CACHE_SIZE:
@@ -108,10 +110,9 @@ def _analyze(module: ast.Module) -> Program:
                    blocks.get(ast.Search))  # type: ignore[arg-type]
     checker = _Checker(prog)
     checker.run()
-    _Depth(prog, _check_recursion(prog, checker.def_calls)).model()
+    prog.def_order = _check_recursion(prog, checker.def_calls)
     _Namer(prog).run()
     prog.constants = _fold_constants(lets)
-    _check_repeat_ranges(checker.repeats, prog.constants)
     _check_blocks(prog)
     return prog
 
@@ -136,7 +137,6 @@ class _Checker:
     def __init__(self, prog: Program):
         self.p = prog
         self.def_calls: dict[str, list[ast.Call]] = defaultdict(list)
-        self.repeats: list[ast.Repeat] = []
         self.current_def: str | None = None
         self.known_calls = (set(DECISION_CALLS) | set(SYMBOL_CALLS) | set(prog.defs)
                             | set(ops.public_names()))
@@ -178,7 +178,6 @@ class _Checker:
             if isinstance(s, ast.Let | ast.Assign):
                 self.expr(s.value)
             elif isinstance(s, ast.Repeat):
-                self.repeats.append(s)
                 self.expr(s.count)
                 self.body(s.body, what, span, top=False)
             elif isinstance(s, ast.With):
@@ -310,10 +309,11 @@ class _Checker:
 def _holds_decision(e: ast.Expr) -> bool:
     if isinstance(e, ast.Call):
         return e.func in DECISION_CALLS or any(_holds_decision(a.value) for a in e.args)
-    return any(_holds_decision(x) for x in _children(e))
+    return any(_holds_decision(x) for x in children(e))
 
 
-def _children(e: ast.Expr) -> tuple[ast.Expr, ...]:
+def children(e: ast.Expr) -> tuple[ast.Expr, ...]:
+    """The subexpressions of ``e``."""
     if isinstance(e, ast.BinOp):
         return (e.left, e.right)
     if isinstance(e, ast.UnaryOp):
@@ -327,21 +327,6 @@ def _children(e: ast.Expr) -> tuple[ast.Expr, ...]:
     if isinstance(e, ast.Call):
         return tuple(a.value for a in e.args)
     return ()
-
-
-def _check_repeat_ranges(repeats: list[ast.Repeat], constants: dict[str, Any]) -> None:
-    """`repeat int(lo, hi)`: analysis walks every count up to hi, so hi must be in the limit."""
-    for s in repeats:
-        c = s.count
-        if not (isinstance(c, ast.Call) and c.func == "int"):
-            continue
-        try:
-            hi = const_value(c.positional[1].value, constants)
-        except NotConstant:
-            continue  # elaboration says that int() needs constants
-        if isinstance(hi, int) and hi > limits.MAX_REPEAT:
-            raise SpecLimitError(f"repeat count up to {hi:,} exceeds the limit "
-                                 f"{limits.MAX_REPEAT:,}", c.span)
 
 
 def _check_blocks(prog: Program) -> None:
@@ -381,7 +366,7 @@ def _decision_holders(prog: Program) -> set[str]:
         changed = False
         for d in prog.defs.values():
             parts = [p.default for p in d.params if p.default is not None]
-            parts += [d.expr] if d.expr is not None else list(_stmt_exprs(d.body or ()))
+            parts += [d.expr] if d.expr is not None else list(stmt_exprs(d.body or ()))
             if d.name not in out and any(_involves(e, out) for e in parts):
                 out.add(d.name)
                 changed = True
@@ -396,7 +381,7 @@ def _involves(e: ast.Expr, holders: set[str]) -> bool:
         return True
     if isinstance(e, ast.Name):
         return e.id in holders
-    return any(_involves(x, holders) for x in _children(e))
+    return any(_involves(x, holders) for x in children(e))
 
 
 def _no_decision(e: ast.Expr, holders: set[str], where: str) -> None:
@@ -410,9 +395,9 @@ def _no_decision(e: ast.Expr, holders: set[str], where: str) -> None:
                                  "only the model and the train block are searched", node.span)
 
 
-def _walk(e: ast.Expr):
+def _walk(e: ast.Expr) -> Iterator[ast.Expr]:
     yield e
-    for x in _children(e):
+    for x in children(e):
         yield from _walk(x)
 
 
@@ -420,16 +405,17 @@ def _names(e: ast.Expr) -> list[ast.Name]:
     return [n for n in _walk(e) if isinstance(n, ast.Name)]
 
 
-def _stmt_exprs(stmts: tuple[ast.Stmt, ...]):
+def stmt_exprs(stmts: tuple[ast.Stmt, ...]) -> Iterator[ast.Expr]:
+    """Every expression of a block of statements, nested blocks included."""
     for s in stmts:
         if isinstance(s, ast.Let | ast.Assign):
             yield s.value
         elif isinstance(s, ast.Repeat):
             yield s.count
-            yield from _stmt_exprs(s.body)
+            yield from stmt_exprs(s.body)
         elif isinstance(s, ast.With):
             yield from (b.value for b in s.bindings)
-            yield from _stmt_exprs(s.body)
+            yield from stmt_exprs(s.body)
         elif isinstance(s, ast.Require):
             yield s.cond
         elif isinstance(s, ast.Return):
@@ -466,57 +452,6 @@ def _check_recursion(prog: Program, calls: dict[str, list[ast.Call]]) -> list[st
                 path.append(c.func)
                 todo.append(iter(calls.get(c.func, ())))
     return order
-
-
-class _Depth:
-    """How deep evaluation nests: expressions in expressions, through def calls and blocks.
-
-    Every pass after this one (elaboration, analysis, cost bounds) recurses this
-    deep, so ``limits.MAX_EVAL_DEPTH`` keeps them all within Python's stack.
-    """
-
-    def __init__(self, prog: Program, order: list[str]):
-        self.p = prog
-        self.defs: dict[str, int] = {}
-        for name in order:  # callees first
-            d = prog.defs[name]
-            deepest = max((self.expr(p.default, 1) for p in d.params if p.default is not None),
-                          default=0)
-            inner = self.expr(d.expr, 1) if d.expr is not None else self.body(d.body or (), 1)
-            self.defs[name] = max(deepest, inner)
-
-    def model(self) -> None:
-        m = self.p.model
-        self.body(m.body, 1)
-        for let in self.p.lets:
-            self.expr(let.value, 1)
-
-    def body(self, stmts: tuple[ast.Stmt, ...], level: int) -> int:
-        deepest = level
-        for s in stmts:
-            if isinstance(s, ast.Repeat):
-                deepest = max(deepest, self.expr(s.count, level), self.body(s.body, level + 1))
-            elif isinstance(s, ast.With):
-                for b in s.bindings:
-                    deepest = max(deepest, self.expr(b.value, level))
-                deepest = max(deepest, self.body(s.body, level + 1))
-            else:
-                for e in _stmt_exprs((s,)):
-                    deepest = max(deepest, self.expr(e, level))
-        return deepest
-
-    def expr(self, e: ast.Expr, level: int) -> int:
-        deepest = level
-        if isinstance(e, ast.Call) and e.func in self.defs:
-            deepest = level + self.defs[e.func]
-            if deepest > limits.MAX_EVAL_DEPTH:
-                raise SpecLimitError(
-                    f"evaluation would nest more than {limits.MAX_EVAL_DEPTH} deep here "
-                    f"(calls of defs that call defs, within expressions)", e.span,
-                    hint="flatten the chain of defs, or split expressions with `let`")
-        for x in _children(e):
-            deepest = max(deepest, self.expr(x, level + 1))
-        return deepest
 
 
 # ---- labels of choice alternatives ------------------------------------------
@@ -560,7 +495,7 @@ def alternative_labels(c: ast.Call, source: str) -> list[Any]:
 
 def _source_text(e: ast.Expr, source: str) -> str:
     sp = e.span
-    lines = source.splitlines()
+    lines = source.split("\n")
     if sp.line == sp.end_line and sp.line <= len(lines):
         return " ".join(lines[sp.line - 1][sp.column - 1: sp.end_column - 1].split())
     return f"<line {sp.line}>"
@@ -653,7 +588,7 @@ class _Namer:
             for a in e.args:
                 self.expr(a.value, path + [a.name] if a.kind == "kw" else path, sites)
             return
-        for x in _children(e):
+        for x in children(e):
             self.expr(x, path, sites)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..dsl import ast, parse
 from ..dsl.errors import AssignmentError, SpecError, SpecTypeError, suggest
-from .budget import check_min_ops
+from .budget import check_limits
 from .config import CONSTRAINT_NAMES, check_setting, defaults
 from .deciders import Decider, FixedDecider
 from .elaborate import Elaboration, Elaborator
@@ -143,7 +143,7 @@ class _NoDecisions:
 
 def _text(source: str, c: ast.Constraint) -> str:
     sp = c.expr.span
-    lines = source.splitlines()
+    lines = source.split("\n")
     if sp.line == sp.end_line:
         return lines[sp.line - 1][sp.column - 1: sp.end_column - 1]
     return "constraint at line " + str(sp.line)
@@ -153,9 +153,9 @@ def loads(text: str, filename: str = "<spec>") -> Spec:
     """Parse and check spec text. Raises :class:`SpecError` on any mistake."""
     spec = Spec(analyze(parse(text, filename)))
     try:
-        check_min_ops(spec.program)
+        check_limits(spec.program)
     except SpecError as e:
-        raise e.with_source(text) from None
+        raise e.with_source(spec.source) from None
     spec.check_constraints()
     return spec
 

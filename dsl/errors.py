@@ -72,7 +72,7 @@ class SpecError(Exception):
     def source_line(self) -> str | None:
         if self.source is None or self.span is None:
             return None
-        lines = self.source.splitlines()
+        lines = self.source.split("\n")  # as the parser counts lines: other breaks are not
         if 1 <= self.span.line <= len(lines):
             return lines[self.span.line - 1]
         return None
@@ -84,7 +84,9 @@ class SpecError(Exception):
         out = [head]
         text = self.source_line()
         if text is not None and self.span is not None:
-            text = text.expandtabs(1)
+            # one column per character, as the parser counts them: tabs and control
+            # characters show as one space, so the caret stays under the mistake
+            text = "".join(c if c.isprintable() else " " for c in text.expandtabs(1))
             start = max(self.span.column - 1, 0)
             if len(text) > _MAX_SHOWN:  # show a window around the caret
                 lo = max(0, start - _MAX_SHOWN // 2)

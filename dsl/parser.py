@@ -344,7 +344,14 @@ def _check_depth(items: tuple[ast.Node, ...]) -> None:
 
 
 def parse(text: str, filename: str = "<spec>") -> ast.Module:
-    """Parse spec text into an :class:`ast.Module`. Raises :class:`SpecError`."""
+    """Parse spec text into an :class:`ast.Module`. Raises :class:`SpecError`.
+
+    Line ends are normalised to ``\n`` and a leading byte-order mark dropped, so that
+    lines and columns mean the same to the parser, to errors and to editors.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.removeprefix("\ufeff")
     try:
         _check_size(text, filename)
         tree = _lark().parse(text)
@@ -414,7 +421,7 @@ def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> SpecError:
     if isinstance(e, UnexpectedEOF) or (
         isinstance(e, UnexpectedToken) and e.token.type == "$END"
     ):
-        lines = text.splitlines() or [""]
+        lines = text.rstrip().split("\n")  # the end: after the last thing written
         last = len(lines)
         span = Span(filename, last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
         expected = e.expected if isinstance(e, UnexpectedEOF) else e.accepts or e.expected

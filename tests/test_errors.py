@@ -134,6 +134,9 @@ CASES = {
     "unknown-with-name": (
         "space", model("with inti = kaiming { h = linear(x, 10) }\nreturn h"),
         SpecNameError, 2, 8, "no op takes an argument 'inti'", "did you mean 'init'?"),
+    "with-value-no-op-takes": (
+        "space", model("with act = 3 { h = mlp(x, hidden = 8, out = 10) }\nreturn h"),
+        SpecNameError, 2, 14, "`with act` suits no op", "gelu"),
     "unknown-init": (
         "space", model("return linear(x, 10, init = kaimnig)"),
         SpecNameError, 2, 31, "unknown init 'kaimnig'", "did you mean 'kaiming'?"),
@@ -382,6 +385,27 @@ def test_an_invalid_candidate_of_a_fine_space() -> None:
     assert "residual add of different shapes [32] and [64]" in e.value.message
 
 
+@pytest.mark.parametrize("variant", ["crlf", "cr", "bom", "tab", "form-feed"])
+def test_locations_survive_line_ends_tabs_and_byte_order_marks(variant: str) -> None:
+    text = model("h = lineer(x, 10)\nreturn h")
+    col = 7
+    if variant == "crlf":
+        text = text.replace("\n", "\r\n")
+    elif variant == "cr":
+        text = text.replace("\n", "\r")
+    elif variant == "bom":
+        text = "\ufeff" + text
+    elif variant == "tab":
+        text, col = text.replace("  h =", "\th ="), 6
+    else:
+        text, col = text.replace("  h =", "\f h ="), 7
+    err = error_at("load", text)
+    assert (err.line, err.column) == (2, col)
+    source, caret = err.format().splitlines()[1:3]
+    assert source.endswith("h = lineer(x, 10)") and source.isprintable()
+    assert caret.index("^") == source.index("lineer") and caret.count("^") == len("lineer")
+
+
 def test_empty_source_has_no_model() -> None:
     err = error_at("load", "")
     assert err.line == 1 and "found none" in err.message
@@ -498,6 +522,12 @@ LIMIT_CASES: dict[str, tuple[str, str, str]] = {
         "load", model("return linear(f26(x), 10)", before="def f0(x) = relu(x)\n" + "".join(
             f"def f{i}(x) = f{i - 1}(f{i - 1}(x))\n" for i in range(1, 27))),
         f"every candidate would have more than {limits.MAX_NODES:,} ops"),
+    "stepped-float-of-a-billion-values": (
+        "space", model("return linear(dropout(x, float(0, 0.5, step = 1e-9)), 10)"),
+        f"has 500,000,001 values; the limit is {limits.MAX_STEPPED_VALUES:,}"),
+    "stepped-float-past-overflow": (
+        "space", model("return linear(dropout(x, float(0, 1e300, step = 1e-300)), 10)"),
+        "has too many values"),
     "huge-integer": (
         "space", model("return linear(x, 10 ** 100000)"), "10 ** 100000 is too large"),
 }
@@ -522,6 +552,25 @@ def test_limit_errors_point_at_the_culprit() -> None:
     stage, text, phrase = LIMIT_CASES["nested-repeats-of-millions-of-iterations"]
     err = _fails_fast(stage, text, phrase)
     assert (err.line, err.column) == (2, 24)  # the inner count, which crosses the limit
+
+
+def test_only_some_candidates_too_large() -> None:
+    # The load-time bound counts the cheapest alternative: this space is fine, and
+    # only the candidate that takes the 110,000-op alternative meets the node limit.
+    text = model("return linear(choice(big: g(x), small: relu(x)), 10)", before="""
+        def g(x) {
+          h = x
+          repeat 10000 { h = relu(relu(relu(relu(relu(relu(relu(relu(relu(relu(relu(h))))))))))) }
+          return h
+        }
+    """)
+    spec = autoarch.loads(text, FILE)
+    assert spec.space().count() == 2
+    assert len(spec.build({"m.return": "small"})) == 4
+    start = time.perf_counter()
+    with pytest.raises(SpecLimitError, match=f"more than {limits.MAX_NODES:,} ops"):
+        spec.build({"m.return": "big"})
+    assert time.perf_counter() - start < 5
 
 
 def test_deeply_nested_brackets() -> None:

@@ -30,7 +30,8 @@ EXTREMES = ("0", "-1", "1e9", "1e400", "0.5", "1000000000", "1e-400", "-0.5", "1
 VOCAB = (KEYWORDS + tuple(public_names()) + DECISION_CALLS + SYMBOL_CALLS + EXTREMES
          + ("(", ")", "[", "]", "{", "}", ",", "=", ":", "->", "+", "-", "*", "/", "//", "%",
             "**", "==", "<", ">=", "x", "h", "i", "width", "gelu", "kaiming", "nm(2, 4)",
-            '"s"', '"', "#", "\n", ".", "__import__", "true", "false", "1", "2", "3", "100k"))
+            '"s"', '"', "#", "\n", ".", "__import__", "true", "false", "1", "2", "3", "100k",
+            "step =", "log = true", "\t", "\r"))
 
 #: a rough tokenizer, good enough to pick tokens to swap or numbers to replace
 TOKEN = re.compile(r'\s+|[A-Za-z_][A-Za-z0-9_]*|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[kMG]?'
