@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..dsl.errors import AssignmentError
-from .decisions import Decision
+from .decisions import Decision, _clean
 
 
 class Decider(Protocol):
@@ -38,7 +38,7 @@ class RandomDecider:
                 return min(max(v, d.low), d.high)  # type: ignore[type-var]
             return d.low + d.step * rng.randrange(d.size())  # type: ignore[operator]
         if d.step is not None:
-            return d.values()[rng.randrange(d.size())]  # type: ignore[arg-type]
+            return _clean(d.low + d.step * rng.randrange(d.size()))  # type: ignore[operator]
         if d.log:
             return math.exp(rng.uniform(math.log(d.low), math.log(d.high)))  # type: ignore[arg-type]
         return rng.uniform(d.low, d.high)  # type: ignore[arg-type]

@@ -117,7 +117,8 @@ class Recorder:
         self.root = Product()
         self.stack = [self.root]
         self.conds: list[Condition] = []
-        self.records: dict[str, tuple[Decision, tuple[Condition, ...]]] = {}
+        #: decision name -> (decision, the condition of each place it was met)
+        self.records: dict[str, tuple[Decision, list[tuple[Condition, ...]]]] = {}
 
     def step(self, span: Span) -> None:
         self.steps += 1
@@ -128,10 +129,17 @@ class Recorder:
                 hint="lower repeat counts or nesting; limits are in autoarch.compiler.limits")
 
     def note(self, dec: Decision) -> None:
-        if dec.name in self.records:
+        conds = tuple(self.conds)
+        seen = self.records.get(dec.name)
+        if seen is None:
+            self.records[dec.name] = (dec, [conds])
+            return
+        # The same decision may be met again in an alternative that excludes the first
+        # place (optional(f(optional(g(x))))): never both in one candidate.
+        if not all(_exclusive(conds, other) for other in seen[1]):
             raise SpecError(f"two decisions are both named {dec.name}", dec.span,
                             hint="rename a `let` or def so their names differ")
-        self.records[dec.name] = (dec, tuple(self.conds))
+        seen[1].append(conds)
 
     def branch(self, cond: Condition) -> None:
         self.conds.append(cond)
@@ -201,8 +209,8 @@ class Recorder:
         """
         order = list(self.records)
         name = min(taint, key=order.index)
-        dec, conds = self.records[name]
-        for atom in conds:
+        dec, places = self.records[name]
+        for atom in places[0]:
             if atom.name not in self.pins:
                 return self.records[atom.name][0]
         return dec
@@ -215,7 +223,7 @@ class Recorder:
 class _Pass:
     pins: dict[str, Any]
     root: Product
-    records: dict[str, tuple[Decision, tuple[Condition, ...]]]
+    records: dict[str, tuple[Decision, list[tuple[Condition, ...]]]]
 
 
 def analyze_space(prog: Program) -> list[_Pass]:
@@ -256,7 +264,9 @@ def _simplify(clauses: set[frozenset[Condition]],
     changed = True
     while changed:
         changed = False
-        for name, values in domains.items():
+        names = {a.name for cl in clauses for a in cl if a.name in domains}
+        for name in sorted(names):
+            values = domains[name]
             groups: dict[frozenset[Condition], set[Any]] = {}
             for cl in clauses:
                 atoms = [a for a in cl if a.name == name and a.op == "=="]
@@ -282,6 +292,13 @@ def _simplify(clauses: set[frozenset[Condition]],
                 break
     # absorption: a clause implied by a shorter one goes
     return {c for c in clauses if not any(o < c for o in clauses)}
+
+
+def _exclusive(a: tuple[Condition, ...], b: tuple[Condition, ...]) -> bool:
+    """Whether two conditions can never hold together (they pick different alternatives)."""
+    picks = {c.name: c.value for c in a if c.op == "=="}
+    return any(c.op == "==" and c.name in picks and _key(picks[c.name]) != _key(c.value)
+               for c in b)
 
 
 def _key(v: Any) -> tuple[type, Any]:
@@ -312,11 +329,12 @@ class Space:
         for p in self._passes:
             for name in p.pins:
                 pinned.setdefault(name, p.records[name][0].values())
-            for name, (dec, conds) in p.records.items():
+            for name, (dec, places) in p.records.items():
                 first.setdefault(name, dec)
-                pins = [Condition(n, "==", v) for n, v in p.pins.items()
-                        if n != name and not any(a.name == n for a in conds)]
-                clauses.setdefault(name, set()).add(frozenset(conds) | frozenset(pins))
+                for conds in places:
+                    pins = [Condition(n, "==", v) for n, v in p.pins.items()
+                            if n != name and not any(a.name == n for a in conds)]
+                    clauses.setdefault(name, set()).add(frozenset(conds) | frozenset(pins))
         domains = {**pinned}
         for dec in first.values():
             if dec.kind == "categorical":

@@ -353,3 +353,26 @@ def test_log_int_sampling_covers_the_range():
     values = [space.sample(s)["m.return"] for s in range(400)]
     assert min(values) < 8 and max(values) > 128  # log-uniform reaches both ends
     assert all(1 <= v <= 1024 for v in values)
+
+
+def test_a_decision_met_again_in_an_excluding_alternative_is_one_decision():
+    # optional's "off" branch evaluates its first argument, which holds the inner optional
+    spec = spec_of("""
+        return optional(dropout(optional(relu(x)), 0.1))
+    """)
+    space = spec.space()
+    assert [(d.name, d.describe_condition()) for d in space.decisions] == [
+        ("m.return#1", "always"), ("m.return#2", "always")]
+    assert space.count() == 2 + 2
+    assert len(enumerated(space)) == 4
+    for d in space.decisions:
+        for cand in space.enumerate():
+            assert d.exists_under(cand) == (d.name in cand)
+
+
+def test_stepped_float_samples_lie_on_the_grid():
+    spec = spec_of("return dropout(x, float(0.0, 0.9, step = 0.3))")
+    space = spec.space()
+    assert space.count() == 4
+    values = {space.sample(s)["m.return"] for s in range(60)}
+    assert values == {0.0, 0.3, 0.6, 0.9}
