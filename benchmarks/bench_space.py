@@ -113,6 +113,9 @@ def bench(name: str, spec: autoarch.Spec, seconds: float) -> float:
         g = spec.build(space.sample(i))
         return g.params + g.flops
 
+    def with_hash(i):
+        return spec.build_with(autoarch.RandomDecider(i)).hash
+
     def baseline(i):
         g = spec.build_with(autoarch.RandomDecider(i))
         return sum(p.numel() for m in modules_of(g) for p in m.parameters())
@@ -123,10 +126,12 @@ def bench(name: str, spec: autoarch.Spec, seconds: float) -> float:
 
     ours, n1 = rate(define_by_run, seconds)
     ours2, n2 = rate(sample_then_build, seconds)
+    hashed, n4 = rate(with_hash, seconds)
     base, n3 = rate(baseline, seconds)
     print(f"{name}: {count:.3g} candidates, space analysed in {analyse * 1e3:.1f} ms")
     print(f"  define-by-run build + cost   {ours:9.0f} cand/s  ({n1} candidates)")
     print(f"  sample, then build + cost    {ours2:9.0f} cand/s  ({n2} candidates)")
+    print(f"  define-by-run + canonical hash {hashed:7.0f} cand/s  ({n4} candidates)")
     print(f"  baseline: build torch modules {base:8.0f} cand/s  ({n3} candidates)")
     print(f"  ratio define-by-run / baseline: {ours / base:.1f}x;  "
           f"sample-then-build / baseline: {ours2 / base:.1f}x")

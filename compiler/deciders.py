@@ -56,14 +56,12 @@ class FixedDecider:
 
     def __init__(self, assignment: Mapping[str, Any]):
         self.assignment = assignment
-        self.used: set[str] = set()
 
     def decide(self, d: Decision) -> Any:
         if d.name not in self.assignment:
             raise AssignmentError(f"no value for decision {d.name} ({d.describe_domain()})",
                                   d.span, hint="give every decision of the candidate a value; "
                                   "`autoarch show` lists them")
-        self.used.add(d.name)
         return d.coerce(self.assignment[d.name])
 
 

@@ -49,6 +49,12 @@ class Decision:
     log: bool = False
     span: Span | None = field(default=None, compare=False)
     conditions: tuple[tuple[Condition, ...], ...] = ((),)
+    #: (type, label) -> position of a categorical decision's alternative
+    index: dict[tuple[type, Any], int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # keyed by type too: `true` and `1` are different alternatives
+        object.__setattr__(self, "index", {(type(c), c): i for i, c in enumerate(self.choices)})
 
     @property
     def continuous(self) -> bool:
@@ -75,7 +81,10 @@ class Decision:
 
     def contains(self, v: Any) -> bool:
         if self.kind == "categorical":
-            return any(type(v) is type(c) and v == c for c in self.choices)
+            try:
+                return (type(v), v) in self.index
+            except TypeError:  # unhashable
+                return False
         if isinstance(v, bool) or not isinstance(v, int | float):
             return False
         if self.kind == "int" and not isinstance(v, int):

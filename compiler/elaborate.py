@@ -56,7 +56,7 @@ class Elaboration:
     """What one run produced."""
 
     choices: dict[str, Any]
-    nodes: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[NodeRecord] = field(default_factory=list)
     edges: list[tuple[int, int, int]] = field(default_factory=list)
     output: int | None = None
     train: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +72,8 @@ class Elaborator:
         self.decider = decider
         self.build = build
         self.rec = recorder
+        #: deciding without building: ops need no checking (a build checks them)
+        self.light = not build and recorder is None
         self.choices: dict[str, Any] = {}
         self.scope: list[str] = []
         self.scope_str = ""
@@ -337,6 +339,10 @@ class Elaborator:
         return arith.binop(op, a, b, e.span)
 
     def tensor_arith(self, op: str, a: Any, b: Any, e: ast.BinOp) -> Any:
+        if type(a) is Tensor and type(b) is Tensor and (op == "+" or op == "*"):
+            hit = self.p.op_cache.get((op, a.shape, b.shape))  # the common residual add
+            if hit is not None:
+                return self.instantiate(hit, [a, b], e.span)
         both = is_tensor(a) and is_tensor(b)
         if op == "+" and both:
             return self.apply(ops.get("add"), {"a": a, "b": b}, e.span, {})
@@ -403,18 +409,32 @@ class Elaborator:
     # ---- calls -----------------------------------------------------------
 
     def _call(self, e: ast.Call) -> Any:
-        f = e.func
-        if f in DECISION_CALLS:
+        target = self.p.targets.get(id(e))
+        if target is None:
+            target = self.p.targets[id(e)] = self.resolve(e)
+        kind, obj = target
+        if kind == 0:
+            return self.call_op(e, obj)
+        if kind == 1:
             return self.decision(e)
-        d = self.p.defs.get(f)
-        if d is not None:
-            return self.call_def(e, d)
-        spec = ops.get(f)
-        if spec is not None and not spec.internal:
-            return self.call_op(e, spec)
+        if kind == 2:
+            return self.call_def(e, obj)
         args = tuple(self.eval(a.value) for a in e.args if a.kind == "pos")
         kwargs = tuple((a.name, self.eval(a.value)) for a in e.args if a.kind == "kw")
-        return SymbolCall(f, args, kwargs)  # type: ignore[arg-type]
+        return SymbolCall(e.func, args, kwargs)  # type: ignore[arg-type]
+
+    def resolve(self, e: ast.Call) -> tuple[int, Any]:
+        """What a call site calls: (0, op), (1, decision builtin), (2, def) or (3, symbol)."""
+        f = e.func
+        if f in DECISION_CALLS:
+            return (1, None)
+        d = self.p.defs.get(f)
+        if d is not None:
+            return (2, d)
+        spec = ops.get(f)
+        if spec is not None and not spec.internal:
+            return (0, spec)
+        return (3, None)
 
     def call_def(self, e: ast.Call, d: ast.Def) -> Any:
         env: dict[str, Any] = {}
@@ -446,6 +466,8 @@ class Elaborator:
         if plan is None:
             plan = self.p.plans[id(e)] = _Plan.make(e, spec)
         vals = [self.eval(x) for x in plan.exprs]
+        if self.light:  # sampling: only the decisions matter; building checks the op
+            return ATENSOR
         defaults = self.defaults
         if defaults:
             dflt = tuple(defaults[n][0] if n in defaults else _MISSING for n in plan.rest)
@@ -489,7 +511,8 @@ class Elaborator:
                 self.p.remember(key, _CHECKED)
             return ATENSOR
         if key is None and spec.name in ("add", "mul", "scale"):
-            key = (spec.name,) + tuple(v.shape if type(v) is Tensor else v
+            tag = {"add": "+", "mul": "*"}.get(spec.name, spec.name)  # as tensor_arith looks
+            key = (tag,) + tuple(v.shape if type(v) is Tensor else v
                                        for v in values.values())
             hit = self.p.op_cache.get(key)
             if hit is not None and hit is not _CHECKED:
@@ -544,11 +567,7 @@ class Elaborator:
         nid = len(nodes)
         if nid >= limits.MAX_NODES:
             raise SpecLimitError(f"candidate has more than {limits.MAX_NODES:,} ops", span)
-        nodes.append({
-            "op": t.op, "attrs": t.attrs, "shape": t.shape, "in_shapes": t.in_shapes,
-            "params": t.params, "trainable_params": t.trainable, "flops": t.flops,
-            "sparse_weights": t.sparse, "span": span, "scope": self.scope_str, "name": name,
-        })
+        nodes.append(NodeRecord(t, span, self.scope_str, name))
         edges = self.out.edges
         for pos, x in enumerate(inputs):
             edges.append((x.node, nid, pos))
@@ -701,6 +720,25 @@ class _Template:
     sparse: int
 
 
+class NodeRecord:
+    """One node as elaboration records it: the shared template and where it was made.
+
+    ``Graph`` turns records into networkx node attributes only when they are asked for.
+    """
+
+    __slots__ = ("t", "span", "scope", "name")
+
+    def __init__(self, t: _Template, span: Span, scope: str, name: str | None):
+        self.t, self.span, self.scope, self.name = t, span, scope, name
+
+    def attrs(self) -> dict[str, Any]:
+        t = self.t
+        return {"op": t.op, "attrs": t.attrs, "shape": t.shape, "in_shapes": t.in_shapes,
+                "params": t.params, "trainable_params": t.trainable, "flops": t.flops,
+                "sparse_weights": t.sparse, "span": self.span, "scope": self.scope,
+                "name": self.name}
+
+
 #: cache entry for an op application checked without building (light mode)
 _CHECKED: Any = object()
 
@@ -739,9 +777,9 @@ class _Plan:
 
 
 def _index(dec: Decision, value: Any) -> int:
-    for i, c in enumerate(dec.choices):
-        if type(c) is type(value) and c == value:
-            return i
+    i = dec.index.get((type(value), value))
+    if i is not None:
+        return i
     raise SpecError(f"internal: {value!r} is not an alternative of {dec.name}", dec.span)
 
 

@@ -34,12 +34,21 @@ class Graph:
         self.choices: dict[str, Any] = dict(run.choices)
         self.train: dict[str, Any] = run.train
         self.search: dict[str, Any] = run.search
-        self._nodes = run.nodes
+        self._records = run.nodes
         self._edges = run.edges
         self.output = run.output
-        self.params = sum(nd["params"] for nd in run.nodes)
-        self.trainable_params = sum(nd["trainable_params"] for nd in run.nodes)
-        self.flops = sum(nd["flops"] for nd in run.nodes)
+        params = trainable = flops = 0
+        for r in run.nodes:
+            t = r.t
+            params += t.params
+            trainable += t.trainable
+            flops += t.flops
+        self.params, self.trainable_params, self.flops = params, trainable, flops
+
+    @cached_property
+    def _nodes(self) -> list[dict[str, Any]]:
+        """Node attributes, in creation order (what ``nx`` nodes carry)."""
+        return [r.attrs() for r in self._records]
 
     @cached_property
     def nx(self) -> nx.DiGraph:
@@ -50,7 +59,7 @@ class Graph:
         return g
 
     def __len__(self) -> int:
-        return len(self._nodes)
+        return len(self._records)
 
     def __repr__(self) -> str:
         return (f"Graph({self.model}: {len(self)} ops, params={self.params:,}, "

@@ -47,6 +47,8 @@ class Program:
     labels: dict[int, list[Any]] = field(default_factory=dict)
     #: full decision name -> Decision, filled as elaboration meets them
     decisions: dict[str, Any] = field(default_factory=dict)
+    #: id(call) -> what it calls (see Elaborator.resolve)
+    targets: dict[int, Any] = field(default_factory=dict)
     #: id(op call) -> its argument binding plan (see elaborate._Plan)
     plans: dict[int, Any] = field(default_factory=dict)
     #: (call site, argument values and input shapes) -> the op's rules' results

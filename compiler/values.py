@@ -41,12 +41,20 @@ class SymbolCall:
                 "kwargs": {k: to_json(v) for k, v in self.kwargs}}
 
 
-@dataclass(frozen=True, slots=True)
 class Tensor:
-    """A node of the candidate's graph, with its static shape (batch excluded)."""
+    """A node of the candidate's graph, with its static shape (batch excluded).
 
-    node: int
-    shape: tuple[int, ...]
+    A plain slotted class, not a dataclass: elaboration makes one per op.
+    """
+
+    __slots__ = ("node", "shape")
+
+    def __init__(self, node: int, shape: tuple[int, ...]):
+        self.node = node
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"Tensor(node={self.node}, shape={list(self.shape)})"
 
 
 @dataclass(frozen=True, slots=True)
