@@ -22,7 +22,7 @@ from typing import Any
 from ..dsl import ast
 from ..dsl.errors import SpecError, SpecLimitError
 from . import limits, ops
-from .program import DECISION_CALLS, NotConstant, Program, children, const_value, stmt_exprs
+from .program import DECISION_CALLS, NotConstant, Program, const_value, stmt_exprs
 
 #: costs saturate here: anything above the limit is simply "too many"
 _CAP = limits.MAX_NODES + 1
@@ -94,7 +94,7 @@ class _Depth:
                     f"evaluation would nest more than {limits.MAX_EVAL_DEPTH} deep here "
                     f"(calls of defs that call defs, within expressions)", e.span,
                     hint="flatten the chain of defs, or split expressions with `let`")
-        for x in children(e):
+        for x in ast.children(e):
             deepest = max(deepest, self.expr(x, level + 1))
         return deepest
 

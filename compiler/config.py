@@ -16,6 +16,8 @@ from ..dsl.errors import Span, SpecNameError, SpecTypeError, SpecValueError, sug
 from .arith import is_number
 from .values import Abstract, Symbol, SymbolCall, type_name
 
+#: the decision builtins: every one makes a decision where it is evaluated
+DECISION_CALLS = ("choice", "int", "float", "optional")
 #: calls that build a structured symbol, validated where they are used
 SYMBOL_CALLS = (
     "normal", "mup", "nm",  # init and sparsity

@@ -6,7 +6,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..dsl.errors import AssignmentError, Span, suggest
+from ..dsl import ast
+from ..dsl.errors import (
+    AssignmentError,
+    Span,
+    SpecLimitError,
+    SpecTypeError,
+    SpecValueError,
+    suggest,
+)
+from . import arith, limits
+from .program import NotConstant, Program, const_value
 
 Kind = Literal["categorical", "int", "float"]
 
@@ -153,3 +163,59 @@ def _text(v: Any) -> str:
 
 def _clean(x: float) -> float:
     return float(f"{x:.12g}")
+
+
+def make_decision(prog: Program, e: ast.Call, name: str) -> Decision:
+    """The decision a `choice`/`optional`/`int`/`float` call makes, named ``name``."""
+    f = e.func
+    if f == "choice":
+        return Decision(name, "categorical", tuple(prog.labels[id(e)]), span=e.span)
+    if f == "optional":
+        return Decision(name, "categorical", (True, False), span=e.span)
+    pos = [a.value for a in e.args if a.kind == "pos"]
+    kw = {a.name: a.value for a in e.args if a.kind == "kw"}
+
+    def const(x: ast.Expr) -> Any:
+        try:
+            return const_value(x, prog.constants)
+        except NotConstant:
+            raise SpecValueError(f"the arguments of {f}() must be constants (numbers or "
+                                 "top-level `let` constants)", x.span) from None
+
+    lo, hi = const(pos[0]), const(pos[1])
+    log = const(kw["log"]) if "log" in kw else False
+    step = const(kw["step"]) if "step" in kw else None
+    if not isinstance(log, bool):
+        raise SpecTypeError(f"log must be true or false, got {log!r}", kw["log"].span)
+    if f == "int":
+        for v, x in ((lo, pos[0]), (hi, pos[1])):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise SpecTypeError(f"int() bounds must be integers, got {v!r}", x.span)
+        step = 1 if step is None else step
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise SpecValueError(f"int() step must be a positive integer, got {step!r}",
+                                 kw["step"].span)
+        if log and (lo < 1 or step != 1):
+            raise SpecValueError("int(..., log = true) needs low >= 1 and no step", e.span)
+        hi = lo + (hi - lo) // step * step if hi >= lo else hi
+    else:
+        for v, x in ((lo, pos[0]), (hi, pos[1])):
+            if not arith.is_number(v):
+                raise SpecTypeError(f"float() bounds must be numbers, got {v!r}", x.span)
+        lo, hi = float(lo), float(hi)
+        if step is not None and (not arith.is_number(step) or step <= 0 or log):
+            raise SpecValueError("float() step must be a positive number (and not with log)",
+                                 kw["step"].span)
+        if step is not None and hi >= lo:
+            n = (hi - lo) / step + 1  # inf when the range is wide and the step fine
+            if not n <= limits.MAX_STEPPED_VALUES:
+                shown = f"{n:,.0f}" if math.isfinite(n) else "too many"
+                raise SpecLimitError(f"float({lo:g}, {hi:g}, step = {step:g}) has {shown} "
+                                     f"values; the limit is {limits.MAX_STEPPED_VALUES:,}",
+                                     e.span, hint="use a coarser step, or no step")
+        if log and lo <= 0:
+            raise SpecValueError(f"float(..., log = true) needs low > 0, got {lo}", pos[0].span)
+    if hi < lo:
+        raise SpecValueError(f"{f}({lo}, {hi}) is an empty range: low is above high", e.span,
+                             hint=f"did you mean {f}({hi}, {lo})?")
+    return Decision(name, f, low=lo, high=hi, step=step, log=log, span=e.span)  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ One evaluator serves three uses:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +30,9 @@ from ..dsl.errors import (
     suggest,
 )
 from . import arith, config, limits, ops
-from .decisions import Decision
-from .ops.registry import INIT_CALLS, INITS, REQUIRED, ArgSpec, OpCall, OpError, OpSpec
+from .decisions import Decision, make_decision
+from .opcalls import CHECKED, NodeRecord, Plan, Template, convert, dim
+from .ops.registry import REQUIRED, OpCall, OpError, OpSpec
 from .program import DECISION_CALLS, NotConstant, Program, const_value
 from .values import ATENSOR, Abstract, Symbol, SymbolCall, Tensor, is_tensor, type_name
 
@@ -149,17 +149,8 @@ class Elaborator:
             except NotConstant:
                 raise SpecValueError("model shapes must be constants (numbers or top-level "
                                      "`let` constants)", e.span) from None
-            out.append(self.dim(v, e.span))
+            out.append(dim(v, e.span))
         return tuple(out)
-
-    def dim(self, v: Any, span: Span) -> int:
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise SpecValueError(f"a dimension must be a positive integer, got {v!r}", span)
-        if v > limits.MAX_DIM:
-            raise SpecLimitError(f"dimension {v:,} exceeds the limit {limits.MAX_DIM:,}", span)
-        return v
 
     # ---- scopes ----------------------------------------------------------
 
@@ -219,7 +210,7 @@ class Elaborator:
             if a_spec is None or spec.internal:
                 continue
             try:
-                self.convert(spec, a_spec, value, span)
+                convert(spec, a_spec, value, span, self.unknown)
                 return
             except SpecError as e:
                 first = first or e
@@ -464,7 +455,7 @@ class Elaborator:
     def call_op(self, e: ast.Call, spec: OpSpec) -> Any:
         plan = self.p.plans.get(id(e))
         if plan is None:
-            plan = self.p.plans[id(e)] = _Plan.make(e, spec)
+            plan = self.p.plans[id(e)] = Plan.make(e, spec)
         vals = [self.eval(x) for x in plan.exprs]
         if self.light:  # sampling: only the decisions matter; building checks the op
             return ATENSOR
@@ -487,7 +478,7 @@ class Elaborator:
             d = defaults.get(name)
             if d is not None:
                 try:  # a `with` default applies where it suits this op
-                    values[name] = self.convert(spec, a_spec, d[0], d[1])
+                    values[name] = convert(spec, a_spec, d[0], d[1], self.unknown)
                     spans[name] = d[1]
                     continue
                 except SpecError:
@@ -498,7 +489,8 @@ class Elaborator:
                                     hint="it takes " + ", ".join(a.name for a in spec.args))
             values[name] = a_spec.default
         for name in plan.names:
-            values[name] = self.convert(spec, spec.by_name[name], values[name], spans[name])
+            values[name] = convert(spec, spec.by_name[name], values[name], spans[name],
+                                  self.unknown)
         return self.apply(spec, values, e.span, spans, key)
 
     def apply(self, spec: OpSpec, values: dict[str, Any], span: Span,
@@ -508,14 +500,14 @@ class Elaborator:
             self.rec.step(span)
         if not self.build:
             if key is not None:
-                self.p.remember(key, _CHECKED)
+                self.p.remember(key, CHECKED)
             return ATENSOR
         if key is None and spec.name in ("add", "mul", "scale"):
             tag = {"add": "+", "mul": "*"}.get(spec.name, spec.name)  # as tensor_arith looks
             key = (tag,) + tuple(v.shape if type(v) is Tensor else v
                                        for v in values.values())
             hit = self.p.op_cache.get(key)
-            if hit is not None and hit is not _CHECKED:
+            if hit is not None and hit is not CHECKED:
                 return self.instantiate(hit, [v for v in values.values() if type(v) is Tensor],
                                         span)
         args = {}
@@ -543,7 +535,7 @@ class Elaborator:
                 raise SpecLimitError(f"{spec.name} would produce dimension {d:,}, over the "
                                      f"limit {limits.MAX_DIM:,}", span)
         attrs = {k: v for k, v in args.items() if type(values[k]) is not Tensor}
-        template = _Template(
+        template = Template(
             spec.name, attrs, tuple(shape), tuple(t.shape for t in inputs), n_params,
             0 if attrs.get("frozen", False) else n_params, flops,
             spec.sparse_weights(call) if spec.parametric else 0)
@@ -553,13 +545,13 @@ class Elaborator:
 
     def add_node(self, spec: OpSpec, attrs: dict[str, Any], inputs: Any, shape: tuple[int, ...],
                  span: Span, name: str | None = None) -> Tensor:
-        template = _Template(spec.name, attrs, shape, tuple(t.shape for t in inputs), 0, 0, 0, 0)
+        template = Template(spec.name, attrs, shape, tuple(t.shape for t in inputs), 0, 0, 0, 0)
         return self.instantiate(template, inputs, span, name)
 
-    def instantiate(self, t: _Template, inputs: list[Tensor], span: Span,
+    def instantiate(self, t: Template, inputs: list[Tensor], span: Span,
                     name: str | None = None) -> Any:
         """Add a node made from ``t`` fed by ``inputs``; when not building, check only."""
-        if t is _CHECKED or not self.build:
+        if t is CHECKED or not self.build:
             if self.rec is not None:
                 self.rec.step(span)
             return ATENSOR
@@ -572,112 +564,6 @@ class Elaborator:
         for pos, x in enumerate(inputs):
             edges.append((x.node, nid, pos))
         return Tensor(nid, t.shape)
-
-    # ---- argument conversion -------------------------------------------
-
-    def convert(self, spec: OpSpec, a: ArgSpec, v: Any, span: Span) -> Any:
-        t = a.type
-        if type(v) is Abstract:
-            if t == "tensor" and v.tensor is False:
-                raise SpecTypeError(f"argument '{a.name}' of {spec.name}() must be a tensor",
-                                    span)
-            return v
-        if v is None and a.default is None:
-            return None
-        if t == "tensor":
-            if type(v) is Symbol:
-                raise self.unknown(v, span)
-            if type(v) is not Tensor:
-                self._wrong(spec, a, v, span, "a tensor")
-            return v
-        if type(v) is Symbol and t == "sparsity":
-            raise SpecNameError(f"unknown sparsity '{v.name}'", span,
-                                hint="sparsity is a fraction 0 <= s < 1, or nm(n, m) like "
-                                     "nm(2, 4)")
-        if type(v) is Symbol and t not in ("symbol", "init"):
-            raise self.unknown(v, span)
-        if t == "int":
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            if isinstance(v, bool) or not isinstance(v, int):
-                self._wrong(spec, a, v, span, "an integer")
-        elif t == "float":
-            if not arith.is_number(v):
-                self._wrong(spec, a, v, span, "a number")
-        elif t == "bool":
-            if not isinstance(v, bool):
-                self._wrong(spec, a, v, span, "true or false")
-        elif t == "symbol":
-            if type(v) is str and v in a.symbols:  # a default, or a string literal
-                return v
-            if type(v) is not Symbol or v.name not in a.symbols:
-                name = v.name if type(v) is Symbol else None
-                raise SpecNameError(
-                    f"unknown {a.name} '{name}' for {spec.name}()" if name else
-                    f"argument '{a.name}' of {spec.name}() must be one of "
-                    f"{', '.join(a.symbols)}, got {type_name(v)}", span,
-                    hint=suggest(name or "", a.symbols, listing="expected one of"))
-            v = v.name
-        elif t == "ints":
-            if not isinstance(v, tuple):
-                self._wrong(spec, a, v, span, "a list of integers like [8, 8]")
-            v = tuple(self.dim_or_minus(x, span) for x in v)
-        elif t == "init":
-            v = self.init_value(v, span)
-        elif t == "sparsity":
-            v = self.sparsity_value(v, span)
-        if a.check is not None:
-            msg = a.check(v)
-            if msg is not None:
-                raise SpecValueError(f"argument '{a.name}' of {spec.name}() {msg}", span)
-        return v
-
-    def dim_or_minus(self, x: Any, span: Span) -> Any:
-        if type(x) is Abstract or x == -1:
-            return x
-        return self.dim(x, span)
-
-    def _wrong(self, spec: OpSpec, a: ArgSpec, v: Any, span: Span, want: str) -> None:
-        raise SpecTypeError(f"argument '{a.name}' of {spec.name}() must be {want}, "
-                            f"got {type_name(v)}", span)
-
-    def init_value(self, v: Any, span: Span) -> Any:
-        if type(v) is Symbol and v.name in INITS:
-            return v.name
-        if type(v) is SymbolCall and v.name in INIT_CALLS:
-            if v.name == "normal":
-                std = v.get("std", 0)
-                if len(v.args) + len(v.kwargs) != 1 or not (
-                        type(std) is Abstract or (arith.is_number(std) and std > 0)):
-                    raise SpecValueError("normal(std) needs one positive std", span)
-            else:
-                base = v.get("base", 0)
-                if len(v.args) + len(v.kwargs) != 1 or not (
-                        type(base) is Abstract or (isinstance(base, int)
-                                                   and not isinstance(base, bool) and base > 0)):
-                    raise SpecValueError("mup(base = w) needs one positive integer base width",
-                                         span)
-            return v
-        name = v.name if isinstance(v, Symbol | SymbolCall) else str(v)
-        raise SpecNameError(f"unknown init '{name}'", span,
-                            hint=suggest(name, INITS + tuple(f"{c}(...)" for c in INIT_CALLS),
-                                         listing="expected one of"))
-
-    def sparsity_value(self, v: Any, span: Span) -> Any:
-        if type(v) is SymbolCall and v.name == "nm":
-            n, m = v.get("n", 0), v.get("m", 1)
-            ok = (len(v.args) + len(v.kwargs) == 2 and all(
-                isinstance(x, int) and not isinstance(x, bool) for x in (n, m))
-                and 1 <= n <= m)
-            if not ok:
-                raise SpecValueError("nm(n, m) keeps n of every m weights: needs integers "
-                                     "1 <= n <= m", span)
-            return v
-        if not arith.is_number(v) or not 0 <= v < 1:
-            got = repr(v) if arith.is_number(v) else type_name(v)
-            raise SpecValueError(f"sparsity must be a fraction 0 <= s < 1 or nm(n, m), "
-                                 f"got {got}", span)
-        return v
 
     # ---- decisions -------------------------------------------------------
 
@@ -706,76 +592,6 @@ class Elaborator:
         return value
 
 
-@dataclass(frozen=True, slots=True)
-class _Template:
-    """An op application with its rules already run: what every node of it shares."""
-
-    op: str
-    attrs: dict[str, Any]
-    shape: tuple[int, ...]
-    in_shapes: tuple[tuple[int, ...], ...]
-    params: int
-    trainable: int
-    flops: int
-    sparse: int
-
-
-class NodeRecord:
-    """One node as elaboration records it: the shared template and where it was made.
-
-    ``Graph`` turns records into networkx node attributes only when they are asked for.
-    """
-
-    __slots__ = ("t", "span", "scope", "name")
-
-    def __init__(self, t: _Template, span: Span, scope: str, name: str | None):
-        self.t, self.span, self.scope, self.name = t, span, scope, name
-
-    def attrs(self) -> dict[str, Any]:
-        t = self.t
-        return {"op": t.op, "attrs": t.attrs, "shape": t.shape, "in_shapes": t.in_shapes,
-                "params": t.params, "trainable_params": t.trainable, "flops": t.flops,
-                "sparse_weights": t.sparse, "span": self.span, "scope": self.scope,
-                "name": self.name}
-
-
-#: cache entry for an op application checked without building (light mode)
-_CHECKED: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """How one call site binds its arguments: worked out once, with its static checks."""
-
-    exprs: tuple[ast.Expr, ...]
-    names: tuple[str, ...]
-    spans: tuple[Span, ...]
-    rest: tuple[str, ...]  # arguments not given: from `with`, else their defaults
-
-    @staticmethod
-    def make(e: ast.Call, spec: OpSpec) -> _Plan:
-        pos = [a for a in e.args if a.kind == "pos"]
-        if len(pos) > len(spec.args):
-            raise SpecTypeError(f"{spec.name}() takes at most {len(spec.args)} positional "
-                                f"argument(s), got {len(pos)}", pos[len(spec.args)].span)
-        names = [a_spec.name for a_spec in spec.args[: len(pos)]]
-        given = list(pos)
-        for a in e.args:
-            if a.kind == "kw":
-                if a.name not in spec.by_name:
-                    raise SpecNameError(f"{spec.name}() has no argument '{a.name}'", a.span,
-                                        hint=suggest(a.name or "", spec.by_name,
-                                                     listing="it takes"))
-                if a.name in names:
-                    raise SpecTypeError(f"argument '{a.name}' of {spec.name}() given twice",
-                                        a.span)
-                names.append(a.name)  # type: ignore[arg-type]
-                given.append(a)
-        rest = tuple(a.name for a in spec.args if a.name not in names)
-        return _Plan(tuple(a.value for a in given), tuple(names),
-                     tuple(a.value.span for a in given), rest)
-
-
 def _index(dec: Decision, value: Any) -> int:
     i = dec.index.get((type(value), value))
     if i is not None:
@@ -785,58 +601,3 @@ def _index(dec: Decision, value: Any) -> int:
 
 def _taint(v: Any) -> frozenset[str]:
     return v.taint if type(v) is Abstract else frozenset()
-
-
-def make_decision(prog: Program, e: ast.Call, name: str) -> Decision:
-    f = e.func
-    if f == "choice":
-        return Decision(name, "categorical", tuple(prog.labels[id(e)]), span=e.span)
-    if f == "optional":
-        return Decision(name, "categorical", (True, False), span=e.span)
-    pos = [a.value for a in e.args if a.kind == "pos"]
-    kw = {a.name: a.value for a in e.args if a.kind == "kw"}
-
-    def const(x: ast.Expr) -> Any:
-        try:
-            return const_value(x, prog.constants)
-        except NotConstant:
-            raise SpecValueError(f"the arguments of {f}() must be constants (numbers or "
-                                 "top-level `let` constants)", x.span) from None
-
-    lo, hi = const(pos[0]), const(pos[1])
-    log = const(kw["log"]) if "log" in kw else False
-    step = const(kw["step"]) if "step" in kw else None
-    if not isinstance(log, bool):
-        raise SpecTypeError(f"log must be true or false, got {log!r}", kw["log"].span)
-    if f == "int":
-        for v, x in ((lo, pos[0]), (hi, pos[1])):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise SpecTypeError(f"int() bounds must be integers, got {v!r}", x.span)
-        step = 1 if step is None else step
-        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-            raise SpecValueError(f"int() step must be a positive integer, got {step!r}",
-                                 kw["step"].span)
-        if log and (lo < 1 or step != 1):
-            raise SpecValueError("int(..., log = true) needs low >= 1 and no step", e.span)
-        hi = lo + (hi - lo) // step * step if hi >= lo else hi
-    else:
-        for v, x in ((lo, pos[0]), (hi, pos[1])):
-            if not arith.is_number(v):
-                raise SpecTypeError(f"float() bounds must be numbers, got {v!r}", x.span)
-        lo, hi = float(lo), float(hi)
-        if step is not None and (not arith.is_number(step) or step <= 0 or log):
-            raise SpecValueError("float() step must be a positive number (and not with log)",
-                                 kw["step"].span)
-        if step is not None and hi >= lo:
-            n = (hi - lo) / step + 1  # inf when the range is wide and the step fine
-            if not n <= limits.MAX_STEPPED_VALUES:
-                shown = f"{n:,.0f}" if math.isfinite(n) else "too many"
-                raise SpecLimitError(f"float({lo:g}, {hi:g}, step = {step:g}) has {shown} "
-                                     f"values; the limit is {limits.MAX_STEPPED_VALUES:,}",
-                                     e.span, hint="use a coarser step, or no step")
-        if log and lo <= 0:
-            raise SpecValueError(f"float(..., log = true) needs low > 0, got {lo}", pos[0].span)
-    if hi < lo:
-        raise SpecValueError(f"{f}({lo}, {hi}) is an empty range: low is above high", e.span,
-                             hint=f"did you mean {f}({hi}, {lo})?")
-    return Decision(name, f, low=lo, high=hi, step=step, log=log, span=e.span)  # type: ignore[arg-type]

@@ -28,8 +28,8 @@ from ..dsl import ast
 from ..dsl.errors import AssignmentError, Span, SpecError, SpecLimitError, SpecValueError, suggest
 from . import limits
 from .deciders import PrefixDecider, RandomDecider
-from .decisions import Condition, Decision
-from .elaborate import Elaborator, NeedValue, _taint, make_decision
+from .decisions import Condition, Decision, make_decision
+from .elaborate import Elaborator, NeedValue, _taint
 from .values import ATENSOR, Abstract, is_tensor
 
 if TYPE_CHECKING:

@@ -202,3 +202,20 @@ class Module(Node):
     items: tuple[Let | Def | Model | Train | Search, ...]
     source: str
     filename: str
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    """The subexpressions of ``e``."""
+    if isinstance(e, BinOp):
+        return (e.left, e.right)
+    if isinstance(e, UnaryOp):
+        return (e.operand,)
+    if isinstance(e, Compare):
+        return e.operands
+    if isinstance(e, IfExp):
+        return (e.test, e.body, e.orelse)
+    if isinstance(e, ListExpr):
+        return e.items
+    if isinstance(e, Call):
+        return tuple(a.value for a in e.args)
+    return ()
