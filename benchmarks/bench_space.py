@@ -18,6 +18,7 @@ Goal: at least 2,000 candidates per second on one core. Run:
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import time
 from pathlib import Path
@@ -102,8 +103,13 @@ def bench(name: str, spec: autoarch.Spec, seconds: float) -> float:
     space = spec.space()
     count = space.count()
     analyse = time.perf_counter() - t0
-    for i in range(50):  # warm the op cache as a search would
-        spec.build_with(autoarch.RandomDecider(i))
+    for i in range(200):  # warm the op cache as a search would
+        spec.build(space.sample(i))
+    # Importing torch leaves a large heap that every full garbage collection walks;
+    # a long-running search freezes it after start-up, and so do we (for every path,
+    # the baseline included).
+    gc.collect()
+    gc.freeze()
 
     def define_by_run(i):
         g = spec.build_with(autoarch.RandomDecider(i))
