@@ -302,3 +302,21 @@ def test_ops_unknown_name_suggests() -> None:
     assert proc.returncode == 1
     assert "unknown op 'lineer'" in proc.stderr
     assert "did you mean 'linear'" in proc.stderr
+
+
+def test_show_separates_require_rejections_from_invalid_candidates() -> None:
+    import autoarch as api
+
+    path = ROOT / "examples" / "conditional.spec"
+    data = autoarch_json("show", path, "--samples", "24", "--seed", "3")
+    spec = api.load(path)
+    outcomes = {"rejected": 0, "invalid": 0}
+    for i in range(24):
+        try:
+            spec.build(spec.space().sample(3 + i))
+        except api.RequireError:
+            outcomes["rejected"] += 1
+        except api.CandidateError:
+            outcomes["invalid"] += 1
+    assert (data["rejected"], data["invalid"]) == (outcomes["rejected"], outcomes["invalid"])
+    assert data["rejected"] > 0

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from autoarch.compiler.graph import Graph
+from autoarch.dsl.errors import RequireError
 
 from ._common import human, load_spec, print_json, try_build
 from ._console import out
@@ -22,11 +23,13 @@ def show(
     """Show a spec's search space: decisions, domains, conditions, counts and costs."""
     spec = load_spec(file)
     space = spec.space()
-    graphs, invalid = [], 0
+    graphs, invalid, rejected = [], 0, 0
     for i in range(samples):
         built = try_build(spec, space.sample(seed + i))
         if isinstance(built, Graph):
             graphs.append(built)
+        elif isinstance(built, RequireError):
+            rejected += 1
         else:
             invalid += 1
     costs: dict[str, Any] = {}
@@ -34,7 +37,7 @@ def show(
         vals = [getattr(g, key) for g in graphs]
         costs[key] = {"min": min(vals), "max": max(vals)} if vals else None
     data = {"file": file, "model": spec.name, **space.to_json(), **costs,
-            "sampled": samples, "invalid": invalid}
+            "sampled": samples, "invalid": invalid, "rejected": rejected}
     if as_json:
         print_json(data)
         return
@@ -52,6 +55,9 @@ def show(
         if costs[key]:
             out.print(f"{key}: {human(costs[key]['min'])} .. {human(costs[key]['max'])} "
                       f"(over {len(graphs)} sampled candidates)", markup=False)
+    if rejected:
+        out.print(f"{rejected} of {samples} sampled candidates are rejected by `require`",
+                  markup=False)
     if invalid:
         out.print(f"{invalid} of {samples} sampled candidates are invalid "
                   "(`autoarch check` shows why)", markup=False)
