@@ -10,7 +10,7 @@ from typing import Any
 import networkx as nx
 
 from .elaborate import Elaboration
-from .hashing import wl_hash
+from .hashing import hash_labels, node_label
 from .values import SymbolCall, to_json
 
 BYTES_PER_VALUE = 4  # fp32
@@ -68,7 +68,14 @@ class Graph:
     @cached_property
     def hash(self) -> str:
         """Canonical: isomorphic candidates share it, different ones do not."""
-        return wl_hash(self._nodes, self._edges)
+        labels, op_names = [], []
+        for r in self._records:
+            t = r.t
+            if t.label is None:  # shared by every node of this template, in every graph
+                t.label = node_label(t.op, t.attrs, t.shape)
+            labels.append(t.label)
+            op_names.append(t.op)
+        return hash_labels(labels, op_names, self._edges)
 
     @cached_property
     def activations(self) -> int:

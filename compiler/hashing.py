@@ -9,6 +9,7 @@ share it and node numbering never matters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -17,33 +18,50 @@ from . import ops
 from .values import to_json
 
 ROUNDS = 4
+_SIZE = 10  # bytes of each label: fixed size, so joined labels never run together
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=_SIZE).digest()
 
 
-def node_label(node: dict[str, Any]) -> str:
-    attrs = {k: to_json(v) for k, v in node["attrs"].items()}
-    return json.dumps([node["op"], attrs, list(node["shape"])], sort_keys=True, default=str)
+def node_label(op: str, attrs: dict[str, Any], shape: tuple[int, ...]) -> bytes:
+    """The starting label of a node: a digest of its op, attributes and output shape."""
+    text = json.dumps([op, {k: to_json(v) for k, v in attrs.items()}, list(shape)],
+                      sort_keys=True, default=str)
+    return _digest(text.encode())
 
 
 def wl_hash(nodes: list[dict[str, Any]], edges: list[tuple[int, int, int]],
             rounds: int = ROUNDS) -> str:
-    n = len(nodes)
-    commutative = [ops.get(nd["op"]).commutative for nd in nodes]
-    preds: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    """The hash of a graph given as node attribute dicts and (src, dst, pos) edges."""
+    labels = [node_label(nd["op"], nd["attrs"], nd["shape"]) for nd in nodes]
+    return hash_labels(labels, [nd["op"] for nd in nodes], edges, rounds)
+
+
+def hash_labels(labels: list[bytes], op_names: list[str], edges: list[tuple[int, int, int]],
+                rounds: int = ROUNDS) -> str:
+    """Weisfeiler-Lehman rounds from starting labels (fixed-size digests)."""
+    n = len(labels)
+    preds: list[list[bytes]] = [[] for _ in range(n)]
     succs: list[list[int]] = [[] for _ in range(n)]
+    pred_ids: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for u, v, pos in edges:
-        preds[v].append((0 if commutative[v] else pos, u))
+        pred_ids[v].append((0 if _commutative(op_names[v]) else pos, u))
         succs[u].append(v)
-    labels = [_digest(node_label(nd)) for nd in nodes]
     seen = list(labels)
     for _ in range(rounds):
+        for i in range(n):
+            preds[i] = sorted(bytes((p,)) + labels[u] for p, u in pred_ids[i])
         labels = [
-            _digest(labels[i] + "<" + ",".join(sorted(f"{p}:{labels[u]}" for p, u in preds[i]))
-                    + ">" + ",".join(sorted(labels[v] for v in succs[i])))
+            _digest(b"".join((labels[i], b"<", *preds[i], b">",
+                              *sorted(labels[v] for v in succs[i]))))
             for i in range(n)
         ]
         seen.extend(labels)
-    return _digest("|".join(sorted(seen)))
+    return hashlib.blake2b(b"".join(sorted(seen)), digest_size=12).hexdigest()
+
+
+@functools.cache
+def _commutative(op: str) -> bool:
+    return ops.get(op).commutative

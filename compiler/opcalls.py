@@ -28,9 +28,12 @@ from .ops.registry import INIT_CALLS, INITS, ArgSpec, OpSpec
 from .values import Abstract, Symbol, SymbolCall, Tensor, type_name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Template:
-    """An op application with its rules already run: what every node of it shares."""
+    """An op application with its rules already run: what every node of it shares.
+
+    Treat it as immutable; ``label`` only caches the hash's starting label of it.
+    """
 
     op: str
     attrs: dict[str, Any]
@@ -40,6 +43,7 @@ class Template:
     trainable: int
     flops: int
     sparse: int
+    label: bytes | None = None
 
 
 class NodeRecord:
