@@ -30,9 +30,23 @@ from .dsl.errors import (
 
 __version__ = "0.1.0"
 
+
+def compile(spec: Spec, choices: dict | None = None, *, seed: int | None = None):  # noqa: A001
+    """The candidate ``choices`` of ``spec`` as a trainable ``torch.fx.GraphModule``.
+
+    Imports torch on first use. ``seed`` seeds the initial parameters.
+
+    Example:
+        >>> model = autoarch.compile(spec, spec.space().sample(seed=0), seed=0)
+        >>> print(model.code)
+    """
+    from .backends.torch import lower_graph
+
+    return lower_graph(spec.build(choices), seed=seed)
+
 __all__ = [
     "AssignmentError", "CandidateError", "Condition", "Decision", "FirstDecider",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
-    "SpecTypeError", "SpecValueError", "load", "loads",
+    "SpecTypeError", "SpecValueError", "compile", "load", "loads",
 ]

@@ -22,7 +22,8 @@ class Graph:
     Node attributes (``graph.nx.nodes[i]``): ``op``, ``attrs`` (the op's non-tensor
     arguments), ``in_shapes``, ``shape`` (output), ``params``, ``trainable_params``,
     ``flops``, ``sparse_weights``, ``span`` (source location), ``scope`` (where in
-    the spec it was built); edges carry ``pos``, the argument position.
+    the spec it was built); edges carry ``pos``, the argument position (and
+    ``positions``, all of them, when one node feeds another twice, as in ``x + x``).
 
     Example:
         >>> g = spec.build(spec.space().sample(seed=0))
@@ -55,8 +56,17 @@ class Graph:
         """The graph as a ``networkx.DiGraph`` (node ids are creation order)."""
         g = nx.DiGraph(model=self.model, output=self.output)
         g.add_nodes_from(enumerate(self._nodes))
-        g.add_edges_from((u, v, {"pos": p}) for u, v, p in self._edges)
+        for u, v, p in self._edges:
+            if g.has_edge(u, v):  # one input used twice (x + x, concat(h, h))
+                g.edges[u, v]["positions"].append(p)
+            else:
+                g.add_edge(u, v, pos=p, positions=[p])
         return g
+
+    @property
+    def edges(self) -> list[tuple[int, int, int]]:
+        """Every (source, consumer, argument position), an input used twice included."""
+        return list(self._edges)
 
     def __len__(self) -> int:
         return len(self._records)

@@ -300,3 +300,18 @@ def test_nodes_point_at_their_source():
     for _, n in g.nx.nodes(data=True):
         if n["op"] in ("linear", "gelu", "layernorm"):
             assert n["op"] in lines[n["span"].line - 1][n["span"].column - 1:]
+
+
+def test_an_input_used_twice_keeps_both_argument_positions():
+    spec = autoarch.loads("model m(x: [8]) -> [16] {\n  return concat(x, relu(x) + relu(x), 0)\n}\n",
+                          "t.spec")
+    g = spec.build({})
+    relu = [i for i, n in g.nx.nodes(data=True) if n["op"] == "relu"]
+    add = next(i for i, n in g.nx.nodes(data=True) if n["op"] == "add")
+    assert len(relu) == 2 and len(g.edges) == 7  # output included
+    concat = next(i for i, n in g.nx.nodes(data=True) if n["op"] == "concat")
+    assert g.nx.edges[0, concat]["positions"] == [0]
+    assert sorted(p for u, v, p in g.edges if v == add) == [0, 1]
+    twice = autoarch.loads("model m(x: [8]) -> [16] {\n  return concat(x, x, 0)\n}\n", "t.spec")
+    g2 = twice.build({})
+    assert g2.nx.edges[0, 1]["positions"] == [0, 1]

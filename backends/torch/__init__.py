@@ -1,0 +1,11 @@
+"""Lowering of IR graphs to torch: a ``torch.fx.GraphModule`` per candidate.
+
+Importing this package imports torch and registers each op's lowering beside
+its registry entry (``OpSpec.lower``). ``import autoarch`` does not import it;
+``autoarch.compile`` does, on first use.
+"""
+
+from . import basic, blocks  # noqa: F401  (register lowerings)
+from .lower import LoweringError, lower_graph, lowering
+
+__all__ = ["LoweringError", "lower_graph", "lowering"]

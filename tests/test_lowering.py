@@ -1,0 +1,181 @@
+"""Lowering to torch.fx: every lowered op against the IR and an independent reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import autoarch
+from autoarch.backends.torch import LoweringError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: (expression, input shape, output shape)
+OPS = [
+    ("linear(x, 24)", [16], [24]),
+    ("linear(x, 24, bias = false, frozen = true)", [5, 16], [5, 24]),
+    ("mlp(x, expand = 2)", [7, 16], [7, 16]),
+    ("mlp(x, hidden = 40, out = 8, act = relu)", [16], [8]),
+    ("glu(x, 32)", [7, 16], [7, 16]),
+    ("glu(x, 32, act = gelu, bias = false)", [16], [16]),
+    ("mixer(x, 12)", [7, 16], [7, 16]),
+    ("conv(x, 8, 3)", [4, 9, 9], [8, 9, 9]),
+    ("conv(x, 8, 2, stride = 2)", [4, 9, 9], [8, 5, 5]),
+    ("avgpool(x, 3, stride = 1)", [4, 6, 6], [4, 6, 6]),
+    ("maxpool(x, 2)", [4, 7, 7], [4, 4, 4]),
+    ("layernorm(x)", [7, 16], [7, 16]),
+    ("rmsnorm(x)", [16], [16]),
+    ("batchnorm(x)", [7, 16], [7, 16]),
+    ("batchnorm(x)", [4, 6, 6], [4, 6, 6]),
+    ("norm(x, none)", [16], [16]),
+    ("act(x, selu)", [16], [16]),
+    ("tanh(x) * sigmoid(x) + 0.5 * x", [16], [16]),
+    ("dropout(x, 0.25)", [16], [16]),
+    ("zero(x) + identity(x)", [16], [16]),
+    ("reshape(x, [4, -1])", [16], [4, 4]),
+    ("flatten(x)", [3, 4, 4], [48]),
+    ("patchify(x, 2)", [3, 4, 6], [6, 12]),
+    ("mean(x, 0)", [5, 16], [16]),
+    ("concat(x, x, -1)", [5, 16], [5, 32]),
+]
+
+
+def compile_expr(expr: str, in_shape: list[int], out_shape: list[int], seed: int = 0):
+    spec = autoarch.loads(dedent(f"""
+        model m(x: {in_shape}) -> {out_shape} {{
+          return {expr}
+        }}
+    """), "op.spec")
+    return spec.build({}), autoarch.compile(spec, {}, seed=seed)
+
+
+@pytest.mark.parametrize("expr,in_shape,out_shape", OPS, ids=[f"{e} {s}" for e, s, _ in OPS])
+def test_lowered_op_matches_its_ir(expr, in_shape, out_shape):
+    graph, model = compile_expr(expr, in_shape, out_shape)
+    # seeded: the same seed gives the same module
+    _, again = compile_expr(expr, in_shape, out_shape)
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(),
+                              strict=True):
+        assert torch.equal(a, b), k
+    model.eval()
+    x = torch.randn(3, *in_shape, requires_grad=True)
+    with FlopCounterMode(display=False) as fc:
+        y = model(x[:1])
+    assert tuple(y.shape[1:]) == tuple(out_shape)
+    assert sum(p.numel() for p in model.parameters()) == graph.params
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == (
+        graph.trainable_params)
+    assert fc.get_total_flops() == pytest.approx(graph.flops, rel=0.05)
+    # backward reaches the input and every trainable parameter
+    model.train()
+    model(x).square().sum().backward()
+    assert x.grad is not None
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, name
+
+
+def test_different_seeds_give_different_weights():
+    _, a = compile_expr("linear(x, 8)", [8], [8], seed=0)
+    _, b = compile_expr("linear(x, 8)", [8], [8], seed=1)
+    assert not torch.equal(a.linear.weight, b.linear.weight)
+
+
+# ---- outputs against independent references (same weights) -----------------------
+
+
+def only_module(model: nn.Module) -> nn.Module:
+    (child,) = list(model.children())
+    return child
+
+
+def test_mlp_and_glu_and_mixer_compute_their_formulas():
+    x = torch.randn(2, 7, 16)
+    _, model = compile_expr("mlp(x, hidden = 40, act = relu)", [7, 16], [7, 16])
+    m = only_module(model)
+    want = F.linear(F.relu(F.linear(x, m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias)
+    torch.testing.assert_close(model(x), want)
+
+    _, model = compile_expr("glu(x, 32)", [7, 16], [7, 16])
+    m = only_module(model)
+    want = F.linear(F.silu(F.linear(x, m.w1.weight, m.w1.bias))
+                    * F.linear(x, m.w2.weight, m.w2.bias), m.w3.weight, m.w3.bias)
+    torch.testing.assert_close(model(x), want)
+
+    _, model = compile_expr("mixer(x, 12)", [7, 16], [7, 16])
+    m = only_module(model)
+    mixed = torch.einsum("hn,bnd->bhd", m.fc1.weight, x) + m.fc1.bias[None, :, None]
+    want = torch.einsum("nh,bhd->bnd", m.fc2.weight, F.gelu(mixed)) + m.fc2.bias[None, :, None]
+    torch.testing.assert_close(model(x), want)
+
+
+def test_conv_and_pools_pad_like_same():
+    x = torch.randn(2, 4, 9, 9)
+    _, model = compile_expr("conv(x, 8, 3)", [4, 9, 9], [8, 9, 9])
+    conv = only_module(model).conv
+    torch.testing.assert_close(model(x), F.conv2d(x, conv.weight, conv.bias, padding="same"))
+
+    _, model = compile_expr("avgpool(x, 3, stride = 1)", [4, 9, 9], [4, 9, 9])
+    ref = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    torch.testing.assert_close(model(x), ref(x))
+
+    _, model = compile_expr("maxpool(x, 3, stride = 1)", [4, 9, 9], [4, 9, 9])
+    torch.testing.assert_close(model(x), nn.MaxPool2d(3, stride=1, padding=1)(x))
+
+    # stride 2 on an odd size: TF pads 1 after (none before) -> windows start at 0, 2, ...
+    _, model = compile_expr("maxpool(x, 2)", [4, 9, 9], [4, 5, 5])
+    want = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 2)
+    torch.testing.assert_close(model(x), want)
+
+
+def test_patchify_cuts_row_major_patches():
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    _, model = compile_expr("patchify(x, 2)", [3, 4, 6], [6, 12])
+    y = model(x)
+    patch = x[1, :, 2:4, 4:6]  # patch row 1, column 2 -> index 1 * 3 + 2
+    torch.testing.assert_close(y[1, 5], patch.reshape(-1))
+
+
+# ---- whole candidates -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["hourglass", "nb201"])
+def test_sampled_candidates_of_examples_compile_and_train(name):
+    spec = autoarch.load(EXAMPLES / f"{name}.spec")
+    space = spec.space()
+    for seed in range(4):
+        cand = space.sample(seed)
+        graph = spec.build(cand)
+        model = autoarch.compile(spec, cand, seed=seed)
+        assert sum(p.numel() for p in model.parameters()) == graph.params
+        x = torch.randn(1, *graph.nx.nodes[0]["shape"])
+        with FlopCounterMode(display=False) as fc:
+            loss = model(x).square().mean()
+        assert fc.get_total_flops() == graph.flops
+        loss.backward()
+
+
+def test_generated_code_is_readable_and_names_follow_the_spec():
+    spec = autoarch.load(EXAMPLES / "hourglass.spec")
+    cand = {"hourglass.wide": 256, "hourglass.repeat": 2, "hourglass.repeat[0].h": 16,
+            "hourglass.repeat[1].h": 64}
+    model = autoarch.compile(spec, cand, seed=0)
+    names = [n for n, _ in model.named_children()]
+    assert names == ["linear", "repeat_0_layernorm", "repeat_0_linear", "repeat_0_linear_2",
+                     "repeat_1_layernorm", "repeat_1_linear", "repeat_1_linear_2", "linear_2"]
+    assert "self.repeat_1_linear(" in model.code
+    assert type(model).__name__ == "Hourglass"
+
+
+def test_an_op_without_a_lowering_is_a_located_error():
+    spec = autoarch.loads("model m(x: [4, 16]) -> [4, 16] {\n  return moe(x, 4, 2, 32)\n}\n",
+                          "moe.spec")
+    with pytest.raises(LoweringError) as e:
+        autoarch.compile(spec, {})
+    assert (e.value.line, e.value.column) == (2, 10)
