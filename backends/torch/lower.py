@@ -21,6 +21,8 @@ from torch import nn
 from ...compiler import ops
 from ...compiler.graph import Graph
 from ...dsl.errors import SpecError
+from .init import apply_init
+from .sparsity import apply_sparsity
 
 #: a lowering: (emitter, the IR node's attributes, its inputs' fx nodes) -> its fx node
 Lowering = Callable[["Emitter", dict[str, Any], list[fx.Node]], fx.Node]
@@ -53,6 +55,12 @@ class Emitter:
         self._names: set[str] = set()
 
     def module(self, mod: nn.Module, *inputs: fx.Node) -> fx.Node:
+        """Call ``mod`` on ``inputs``; the node's `init` and `sparsity` are applied to it."""
+        attrs = self.node.get("attrs", {})
+        if attrs.get("init") is not None:
+            apply_init(mod, attrs["init"])
+        if attrs.get("sparsity"):
+            apply_sparsity(mod, attrs["sparsity"])
         name = self._unique(_module_name(self.node))
         self.root.add_module(name, mod)
         return self.graph.call_module(name, tuple(inputs))
