@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -104,16 +105,10 @@ class Graph:
         return BYTES_PER_VALUE * (self.params + self.activations)
 
     @cached_property
-    def effective_params(self) -> float:
-        """Parameters left non-zero by the sparsity masks (expected count)."""
-        total = float(self.params)
-        for nd in self._nodes:
-            s = nd["attrs"].get("sparsity", 0.0)
-            if isinstance(s, SymbolCall):  # nm(n, m) keeps n of every m
-                n, m = s.get("n", 0), s.get("m", 1)
-                s = 1 - n / m
-            total -= nd["sparse_weights"] * s
-        return total
+    def nonzero_params(self) -> int:
+        """Parameters the sparsity masks leave non-zero (exactly what the lowering keeps)."""
+        return self.params - sum(pruned_weights(r.t.attrs.get("sparsity") or 0, r.t.sparse)
+                                 for r in self._records)
 
     def costs(self) -> dict[str, Any]:
         """The costs a `constraint` may name."""
@@ -125,6 +120,7 @@ class Graph:
             "model": self.model,
             "choices": {k: to_json(v) for k, v in self.choices.items()},
             "params": self.params, "trainable_params": self.trainable_params,
+            "nonzero_params": self.nonzero_params,
             "flops": self.flops, "memory": self.memory, "hash": self.hash,
             "nodes": [
                 {"id": i, "op": nd["op"], "name": nd["name"], "scope": nd["scope"],
@@ -153,6 +149,18 @@ class Graph:
             lines.append(f"  n{u} -> n{v}" + (f' [label="{p}"]' if p else "") + ";")
         lines.append("}")
         return "\n".join(lines)
+
+
+def pruned_weights(sparsity: Any, weights: int) -> int:
+    """How many of an op's ``weights`` matrix entries its ``sparsity`` zeroes.
+
+    A fraction ``s`` prunes ``floor(s * weights)``; ``nm(n, m)`` keeps ``n`` of every
+    ``m`` consecutive input weights. The torch lowering masks exactly this many.
+    """
+    if isinstance(sparsity, SymbolCall):
+        n, m = sparsity.get("n", 0), sparsity.get("m", 1)
+        return weights * (m - n) // m
+    return math.floor(sparsity * weights)
 
 
 def _short_attrs(attrs: Mapping[str, Any]) -> str:

@@ -279,18 +279,18 @@ def test_memory_counts_params_and_activations_in_fp32():
     assert g.memory == 4 * (g.params + activations)
 
 
-def test_effective_params_follow_sparsity():
+def test_nonzero_params_follow_sparsity():
     spec = autoarch.loads(dedent("""
         model m(x: [32]) -> [10] {
-          h = linear(x, 64, sparsity = choice(0.0, 0.75, nm(2, 4)))
+          h = linear(x, 64, sparsity = choice(0.0, 0.75, 0.3, nm(2, 4)))
           return linear(h, 10)
         }
     """), "t.spec")
     dense = spec.build({"m.h.sparsity": 0.0})
-    assert dense.effective_params == dense.params == 32 * 64 + 64 + 64 * 10 + 10
-    assert spec.build({"m.h.sparsity": 0.75}).effective_params == dense.params - 0.75 * 32 * 64
-    assert spec.build({"m.h.sparsity": "nm(2, 4)"}).effective_params == (
-        dense.params - 0.5 * 32 * 64)
+    assert dense.nonzero_params == dense.params == 32 * 64 + 64 + 64 * 10 + 10
+    assert spec.build({"m.h.sparsity": 0.75}).nonzero_params == dense.params - 1536
+    assert spec.build({"m.h.sparsity": 0.3}).nonzero_params == dense.params - 614  # floor
+    assert spec.build({"m.h.sparsity": "nm(2, 4)"}).nonzero_params == dense.params - 1024
 
 
 def test_nodes_point_at_their_source():

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
 import autoarch
@@ -179,3 +180,75 @@ def test_an_op_without_a_lowering_is_a_located_error():
     with pytest.raises(LoweringError) as e:
         autoarch.compile(spec, {})
     assert (e.value.line, e.value.column) == (2, 10)
+
+
+# ---- sparsity --------------------------------------------------------------------
+
+
+def effective_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+
+
+def adam_steps(model: nn.Module, shape: list[int], steps: int = 5) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(torch.randn(8, *shape)).square().mean().backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("sparsity", ["0.5", "0.9", "0.3"])
+def test_fraction_sparsity_masks_the_smallest_weights_for_good(sparsity):
+    spec = autoarch.loads(dedent(f"""
+        model m(x: [24]) -> [24] {{
+          with sparsity = {sparsity} {{
+            h = mlp(linear(x, 40), hidden = 56)
+            c = flatten(conv(reshape(x, [6, 2, 2]), 6, 1))
+          }}
+          return linear(h, 24) + c
+        }}
+    """), "s.spec")
+    graph = spec.build({})
+    model = autoarch.compile(spec, {}, seed=0)
+    assert sum(p.numel() for p in model.parameters()) == graph.params
+    zeros = lambda: sum(int((w == 0).sum()) for w in effective_weights(model))  # noqa: E731
+    assert zeros() == graph.params - graph.nonzero_params > 0
+    for mod in model.modules():  # pruned are the smallest in magnitude at init
+        if isinstance(mod, nn.Linear | nn.Conv2d) and parametrize.is_parametrized(mod):
+            w = mod.parametrizations.weight.original.detach().abs()
+            mask = mod.parametrizations.weight[0].mask.bool()
+            if (~mask).any() and mask.any():
+                assert w[~mask].max() <= w[mask].min()
+    before = [w.detach().clone() == 0 for w in effective_weights(model)]
+    adam_steps(model, [24])
+    after = [w.detach() == 0 for w in effective_weights(model)]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert zeros() == graph.params - graph.nonzero_params
+
+
+def test_nm_sparsity_keeps_n_of_every_m_inputs_through_training():
+    spec = autoarch.loads(dedent("""
+        model m(x: [32]) -> [16] {
+          return glu(linear(x, 16, sparsity = nm(2, 4)), 24, sparsity = nm(1, 4))
+        }
+    """), "nm.spec")
+    graph = spec.build({})
+    model = autoarch.compile(spec, {}, seed=0)
+    adam_steps(model, [32])
+    keep = {"linear": 2}
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            n = keep.get(name, 1)
+            groups = (mod.weight.detach() != 0).reshape(mod.weight.shape[0], -1, 4).sum(-1)
+            assert int(groups.max()) <= n and int(groups.min()) == n, name
+    nonzero = sum(int((w != 0).sum()) for w in effective_weights(model))
+    biases = sum(p.numel() for n, p in model.named_parameters() if n.endswith("bias"))
+    assert nonzero + biases == graph.nonzero_params
+
+
+def test_nm_sparsity_needs_a_divisible_input_width():
+    spec = autoarch.loads("model m(x: [30]) -> [8] {\n  return linear(x, 8, sparsity = nm(2, 4))\n}\n",
+                          "nm.spec")
+    with pytest.raises(LoweringError, match="divisible by 4") as e:
+        autoarch.compile(spec, {})
+    assert e.value.line == 2

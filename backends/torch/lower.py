@@ -57,10 +57,13 @@ class Emitter:
     def module(self, mod: nn.Module, *inputs: fx.Node) -> fx.Node:
         """Call ``mod`` on ``inputs``; the node's `init` and `sparsity` are applied to it."""
         attrs = self.node.get("attrs", {})
-        if attrs.get("init") is not None:
-            apply_init(mod, attrs["init"])
-        if attrs.get("sparsity"):
-            apply_sparsity(mod, attrs["sparsity"])
+        try:
+            if attrs.get("init") is not None:
+                apply_init(mod, attrs["init"])
+            if attrs.get("sparsity"):
+                apply_sparsity(mod, attrs["sparsity"])
+        except ValueError as e:
+            raise LoweringError(str(e), self.node["span"]) from None
         name = self._unique(_module_name(self.node))
         self.root.add_module(name, mod)
         return self.graph.call_module(name, tuple(inputs))
