@@ -44,9 +44,23 @@ def compile(spec: Spec, choices: dict | None = None, *, seed: int | None = None)
 
     return lower_graph(spec.build(choices), seed=seed)
 
+
+def save_model(model, spec: Spec, choices: dict, path, *, seed: int | None = None) -> None:
+    """Save a compiled candidate as a plain dict (weights, spec text, choices, version)."""
+    from .backends.torch import save_model as save
+
+    save(model, spec, choices, path, seed=seed)
+
+
+def load_model(path):
+    """Rebuild a model saved by :func:`save_model` or ``autoarch compile -o``."""
+    from .backends.torch import load_model as load
+
+    return load(path)
+
 __all__ = [
     "AssignmentError", "CandidateError", "Condition", "Decision", "FirstDecider",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
-    "SpecTypeError", "SpecValueError", "compile", "load", "loads",
+    "SpecTypeError", "SpecValueError", "compile", "load", "load_model", "loads", "save_model",
 ]

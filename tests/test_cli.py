@@ -320,3 +320,28 @@ def test_show_separates_require_rejections_from_invalid_candidates() -> None:
             outcomes["invalid"] += 1
     assert (data["rejected"], data["invalid"]) == (outcomes["rejected"], outcomes["invalid"])
     assert data["rejected"] > 0
+
+
+def test_compile_prints_code_and_saves_a_loadable_model(tmp_path: Path) -> None:
+    import torch
+
+    import autoarch as api
+
+    path = ROOT / "examples" / "hourglass.spec"
+    target = tmp_path / "model.pt"
+    proc = autoarch("compile", path, "--sample", "2", "--seed", "0",
+                    "-c", "hourglass.wide=512", "--print-code", "-o", target)
+    assert proc.returncode == 0, proc.stderr
+    assert "def forward(self, x):" in proc.stdout and "hourglass.wide = 512" in proc.stdout
+    spec = api.load(path)
+    choices = {**spec.space().sample(2), "hourglass.wide": 512}
+    want = api.compile(spec, choices, seed=0)
+    got = api.load_model(target)
+    x = torch.randn(2, 64)
+    torch.testing.assert_close(got(x), want(x))
+
+
+def test_compile_with_a_missing_decision_is_a_located_error() -> None:
+    proc = autoarch("compile", ROOT / "examples" / "hourglass.spec", "-c", "hourglass.wide=256")
+    assert proc.returncode == 1
+    assert "no value for decision hourglass.repeat" in proc.stderr

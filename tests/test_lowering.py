@@ -252,3 +252,37 @@ def test_nm_sparsity_needs_a_divisible_input_width():
     with pytest.raises(LoweringError, match="divisible by 4") as e:
         autoarch.compile(spec, {})
     assert e.value.line == 2
+
+
+# ---- saving and loading ------------------------------------------------------------
+
+
+def test_saved_model_is_a_plain_dict_and_rebuilds_exactly(tmp_path):
+    spec = autoarch.loads(dedent("""
+        model m(x: [3, 8, 8]) -> [10] {
+          h = conv(x, 8, 3, sparsity = 0.5)
+          h = batchnorm(h)
+          return linear(flatten(avgpool(relu(h), 2)), choice(10, 10 + 0))
+        }
+    """), "saved.spec")
+    choices = {"m.return": 10}
+    model = autoarch.compile(spec, choices, seed=3)
+    adam_steps(model, [3, 8, 8], steps=2)  # weights and batchnorm statistics move
+    path = tmp_path / "model.pt"
+    autoarch.save_model(model, spec, choices, path, seed=3)
+    data = torch.load(path, weights_only=True)
+    assert data["format"] == "autoarch.model" and data["choices"] == choices
+    assert data["spec"] == spec.source and data["version"] == autoarch.__version__
+    again = autoarch.load_model(path)
+    model.eval()
+    again.eval()
+    x = torch.randn(4, 3, 8, 8)
+    torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
+    assert again.code == model.code
+
+
+def test_load_model_rejects_other_files(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(autoarch.SpecError, match="not a model saved by autoarch"):
+        autoarch.load_model(path)

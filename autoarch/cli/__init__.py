@@ -13,7 +13,7 @@ import typer
 
 from autoarch.dsl.errors import SpecError
 
-from . import check, ops, sample, show
+from . import check, compile, ops, sample, show
 from ._console import err
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -23,6 +23,7 @@ app.command("check")(check.check)
 app.command("show")(show.show)
 app.command("sample")(sample.sample)
 app.command("ops")(ops.ops)
+app.command("compile")(compile.compile_)
 
 
 def main() -> None:

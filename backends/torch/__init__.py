@@ -7,5 +7,6 @@ its registry entry (``OpSpec.lower``). ``import autoarch`` does not import it;
 
 from . import basic, blocks  # noqa: F401  (register lowerings)
 from .lower import LoweringError, lower_graph, lowering
+from .serialize import load_model, save_model
 
-__all__ = ["LoweringError", "lower_graph", "lowering"]
+__all__ = ["LoweringError", "load_model", "lower_graph", "lowering", "save_model"]
