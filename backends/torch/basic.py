@@ -170,16 +170,26 @@ def _pad(shape: tuple[int, ...], k: int, s: int) -> tuple[int, int, int, int]:
     return (left, right, top, bottom)  # F.pad order: last axis first
 
 
+def _symmetric(pad: tuple[int, int, int, int]) -> tuple[int, int] | None:
+    """(top, left) when "same" padding is the same on both sides: torch pads it itself."""
+    left, right, top, bottom = pad
+    return (top, left) if (left, top) == (right, bottom) else None
+
+
 class SameConv2d(nn.Module):
-    """Conv2d with TF "same" padding (possibly asymmetric), applied by F.pad."""
+    """Conv2d with TF "same" padding: its own padding when symmetric, else F.pad first."""
 
     def __init__(self, in_shape: tuple[int, ...], out: int, k: int, s: int, bias: bool):
         super().__init__()
-        self.pad = _pad(in_shape, k, s)
-        self.conv = nn.Conv2d(in_shape[0], out, k, stride=s, bias=bias)
+        pad = _pad(in_shape, k, s)
+        sym = _symmetric(pad)
+        self.pad = None if sym is not None else pad
+        self.conv = nn.Conv2d(in_shape[0], out, k, stride=s, bias=bias, padding=sym or 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, self.pad))
+        if self.pad is not None:
+            x = F.pad(x, self.pad)
+        return self.conv(x)
 
 
 class SamePool2d(nn.Module):
@@ -188,15 +198,22 @@ class SamePool2d(nn.Module):
     def __init__(self, kind: str, in_shape: tuple[int, ...], k: int, s: int):
         super().__init__()
         self.kind, self.k, self.s = kind, k, s
-        self.pad = _pad(in_shape, k, s)
-        if kind == "avgpool":  # real cells under each window, fixed by the static shape
-            ones = F.pad(torch.ones(1, 1, *in_shape[1:]), self.pad)
+        pad = _pad(in_shape, k, s)
+        self.sym = _symmetric(pad)
+        self.pad = pad
+        if kind == "avgpool" and self.sym is None:  # real cells under each window
+            ones = F.pad(torch.ones(1, 1, *in_shape[1:]), pad)
             self.register_buffer("cells", F.avg_pool2d(ones, k, s) * (k * k), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.k, self.s
+        if self.sym is not None:  # torch pads by itself; the average excludes padding
+            if self.kind == "maxpool":
+                return F.max_pool2d(x, k, s, padding=self.sym)
+            return F.avg_pool2d(x, k, s, padding=self.sym, count_include_pad=False)
         if self.kind == "maxpool":
-            return F.max_pool2d(F.pad(x, self.pad, value=float("-inf")), self.k, self.s)
-        return F.avg_pool2d(F.pad(x, self.pad), self.k, self.s) * (self.k * self.k) / self.cells
+            return F.max_pool2d(F.pad(x, self.pad, value=float("-inf")), k, s)
+        return F.avg_pool2d(F.pad(x, self.pad), k, s) * (k * k) / self.cells
 
 
 @lowering("conv")
