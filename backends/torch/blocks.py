@@ -1,4 +1,4 @@
-"""Lowerings of the MLP-family blocks: mlp, glu, mixer (structures in docs/ops.md)."""
+"""Lowerings of the MLP-family blocks: mlp, glu, mixer, moe (structures in docs/ops.md)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,39 @@ class TokenMixer(nn.Module):
         return self.fc2(nn.functional.gelu(self.fc1(t))).transpose(1, 2)
 
 
+class MixtureOfExperts(nn.Module):
+    """Top-k routed MLP experts (each a narrow-wide-narrow GELU MLP).
+
+    Each expert runs only on the positions routed to it, so the work is ``top_k``
+    expert passes per position. After every forward, ``aux_loss`` holds the
+    Switch-Transformer load-balancing loss ``E * sum_e f_e P_e`` (``f_e``: share
+    of routed slots that went to expert ``e``; ``P_e``: its mean router
+    probability), which a trainer adds, scaled, to the task loss.
+    """
+
+    def __init__(self, d: int, experts: int, top_k: int, hidden: int, bias: bool):
+        super().__init__()
+        self.top_k = top_k
+        self.router = nn.Linear(d, experts, bias=False)
+        self.experts = nn.ModuleList(MLP(d, hidden, d, "gelu", bias) for _ in range(experts))
+        self.aux_loss = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.reshape(-1, x.shape[-1])
+        logits = self.router(t)
+        probs = torch.softmax(logits, dim=-1)
+        gate, idx = probs.topk(self.top_k, dim=-1)  # Switch/GShard: not renormalised, so
+        # the router learns from the task loss even with top_k = 1
+        out = torch.zeros_like(t)
+        for e, expert in enumerate(self.experts):
+            rows, slot = (idx == e).nonzero(as_tuple=True)
+            if rows.numel():
+                out.index_add_(0, rows, expert(t[rows]) * gate[rows, slot, None])
+        share = torch.bincount(idx.flatten(), minlength=len(self.experts)).to(t.dtype)
+        self.aux_loss = len(self.experts) * (share / idx.numel() * probs.mean(0)).sum()
+        return out.reshape(x.shape)
+
+
 def _frozen(mod: nn.Module, a: dict[str, Any]) -> nn.Module:
     if a["frozen"]:
         mod.requires_grad_(False)
@@ -80,3 +113,11 @@ def _mixer(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     return em.module(_frozen(TokenMixer(n["in_shapes"][0][0], a["hidden"], a["bias"]), a),
                      xs[0])
+
+
+@lowering("moe")
+def _moe(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
+    a = n["attrs"]
+    d = n["in_shapes"][0][-1]
+    mod = MixtureOfExperts(d, a["experts"], a["top_k"], a["hidden"], a["bias"])
+    return em.module(_frozen(mod, a), xs[0])
