@@ -27,6 +27,12 @@ OPS = [
     ("glu(x, 32, act = gelu, bias = false)", [16], [16]),
     ("mixer(x, 12)", [7, 16], [7, 16]),
     ("moe(x, 4, 2, 24)", [7, 16], [7, 16]),
+    ("kan(x, 24)", [7, 16], [7, 24]),
+    ("kan(x, 24, hidden = 32, groups = 4, bias = false)", [16], [24]),
+    ("kan(x, 24, basis = bspline)", [7, 16], [7, 24]),
+    ("kan(x, 12, basis = bspline, hidden = 8, grid = 3, order = 2)", [16], [12]),
+    ("kan(x, 24, basis = rbf, grid = 8)", [7, 16], [7, 24]),
+    ("kan(x, 24, basis = relu, hidden = 12)", [7, 16], [7, 24]),
     ("moe(x, experts = 3, top_k = 1, hidden = 8, bias = false)", [16], [16]),
     ("conv(x, 8, 3)", [4, 9, 9], [8, 9, 9]),
     ("conv(x, 8, 2, stride = 2)", [4, 9, 9], [8, 5, 5]),
@@ -310,3 +316,92 @@ def test_load_model_rejects_other_files(tmp_path):
     torch.save({"weights": torch.zeros(2)}, path)
     with pytest.raises(autoarch.SpecError, match="not a model saved by autoarch"):
         autoarch.load_model(path)
+
+
+# ---- KAN bases against their formulas ------------------------------------------------
+
+
+def test_group_rational_is_p_over_q_with_one_denominator_per_channel_group():
+    _, model = compile_expr("kan(x, 8, groups = 4)", [16], [8])
+    f = only_module(model).f1
+    with torch.no_grad():
+        f.numerator.copy_(torch.tensor([0.1, 1.0, -0.5, 0.2, 0.05, -0.01]))
+        f.denominator.copy_(torch.arange(16.0).reshape(4, 4) / 10 - 0.7)  # signs: |b| is used
+    x = torch.linspace(-2, 2, 16)[None].repeat(3, 1)
+    a, b = f.numerator.tolist(), f.denominator.abs().tolist()
+    want = torch.empty_like(x)
+    for c in range(16):
+        g = c // 4  # contiguous groups of 16 / 4 channels
+        for r in range(3):
+            v = float(x[r, c])
+            p = sum(a[j] * v**j for j in range(6))
+            q = 1 + sum(b[g][j - 1] * abs(v) ** j for j in range(1, 5))
+            want[r, c] = p / q
+    torch.testing.assert_close(f(x), want)
+
+
+def test_rationals_start_as_gelu_and_identity():
+    _, model = compile_expr("kan(x, 8, hidden = 16)", [16], [8])
+    block = only_module(model)
+    x = torch.linspace(-3, 3, 601)[:, None].repeat(1, 16)
+    assert (block.f2(x) - F.gelu(x)).abs().max() < 0.005  # the fitted GELU
+    torch.testing.assert_close(block.f1(x), x)  # KAT's first rational starts as identity
+
+
+def test_variance_preserving_init_uses_the_rationals_second_moment():
+    _, model = compile_expr("kan(x, 256, hidden = 512, init = variance_preserving)", [256], [256])
+    block = only_module(model)
+    z = torch.randn(1_000_000, 1)
+    with torch.no_grad():  # Monte Carlo
+        gelu_moment = float(block.f2(z.expand(-1, 512)[:200_000]).pow(2).mean())
+    assert block.fc1.weight.std().item() == pytest.approx((1 / 256) ** 0.5, rel=0.03)
+    want = (1 / gelu_moment / 512) ** 0.5
+    assert block.fc2.weight.std().item() == pytest.approx(want, rel=0.03)
+    assert 2.1 < 1 / gelu_moment < 2.6  # KAT reports ~2.35 for GELU
+
+
+def test_bspline_bases_match_scipy_and_sum_to_one():
+    from scipy.interpolate import BSpline
+
+    _, model = compile_expr("kan(x, 4, basis = bspline, grid = 5, order = 3)", [3], [4])
+    layer = only_module(model)
+    x = torch.linspace(-0.99, 0.99, 50, dtype=torch.float64)
+    t = layer.grid[0].double().numpy()
+    ours = layer.bases(x[:, None].repeat(1, 3).float()).double()[:, 0, :]
+    ref = torch.from_numpy(BSpline.design_matrix(x.numpy(), t, 3).toarray())
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.sum(-1), torch.ones(50, dtype=torch.float64), atol=1e-5,
+                               rtol=0)
+
+
+def test_rbf_and_relu_kan_compute_their_formulas():
+    x = torch.randn(5, 6)
+    _, model = compile_expr("kan(x, 4, basis = rbf, grid = 5)", [6], [4])
+    m = only_module(model)
+    u = F.layer_norm(x, (6,), m.norm.weight, m.norm.bias)
+    centers, h = torch.linspace(-2, 2, 5), 1.0
+    phi = torch.exp(-(((u[..., None] - centers) / h) ** 2)).flatten(1)
+    want = phi @ m.spline.weight.T + F.silu(x) @ m.base.weight.T + m.base.bias
+    torch.testing.assert_close(model(x), want)
+
+    _, model = compile_expr("kan(x, 4, basis = relu, grid = 5, order = 3)", [6], [4])
+    m = only_module(model)
+    cols = []
+    for c in range(6):
+        for j in range(5 + 3):
+            s_m = (j - 3) / 5
+            e_m = s_m + 4 / 5
+            v = x[:, c]
+            cols.append((torch.relu(e_m - v) * torch.relu(v - s_m)) ** 2 * 16 / (e_m - s_m) ** 4)
+    want = torch.stack(cols, 1) @ m.linear.weight.T + m.linear.bias
+    torch.testing.assert_close(model(x), want)
+
+
+def test_bspline_sparsity_masks_the_spline_weights_too():
+    spec = autoarch.loads("model m(x: [8]) -> [4] {\n"
+                          "  return kan(x, 4, basis = bspline, sparsity = 0.5)\n}\n", "k.spec")
+    graph = spec.build({})
+    model = autoarch.compile(spec, {}, seed=0)
+    layer = only_module(model)
+    zeros = int((layer.base.weight == 0).sum() + (layer.spline_weight == 0).sum())
+    assert zeros == graph.params - graph.nonzero_params

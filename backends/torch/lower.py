@@ -58,8 +58,11 @@ class Emitter:
         """Call ``mod`` on ``inputs``; the node's `init` and `sparsity` are applied to it."""
         attrs = self.node.get("attrs", {})
         try:
-            if attrs.get("init") is not None:
-                apply_init(mod, attrs["init"])
+            init = attrs.get("init")
+            if init == "variance_preserving" and hasattr(mod, "init_variance_preserving"):
+                mod.init_variance_preserving()  # the block knows its rationals' gains
+            elif init is not None:
+                apply_init(mod, init)
             if attrs.get("sparsity"):
                 apply_sparsity(mod, attrs["sparsity"])
         except ValueError as e:

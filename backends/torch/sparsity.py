@@ -36,8 +36,15 @@ class WeightMask(nn.Module):
         return weight * self.mask
 
 
-def weight_matrices(module: nn.Module) -> list[nn.Module]:
-    return [m for m in module.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+def weight_matrices(module: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(module, parameter name) of every weight a mask applies to: the weights of linear
+    and conv layers, and any parameter a block lists in ``sparse_weight_names``."""
+    out = []
+    for m in module.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            out.append((m, "weight"))
+        out.extend((m, name) for name in getattr(m, "sparse_weight_names", ()))
+    return out
 
 
 def magnitude_mask(weight: torch.Tensor, prune: int) -> torch.Tensor:
@@ -64,14 +71,15 @@ def apply_sparsity(module: nn.Module, sparsity: Any) -> None:
     layers = weight_matrices(module)
     if not layers:
         return
+    weights = [getattr(m, name) for m, name in layers]
     if getattr(sparsity, "name", None) == "nm":
         n, m = sparsity.get("n", 0), sparsity.get("m", 1)
-        masks = [nm_mask(layer.weight, n, m) for layer in layers]
+        masks = [nm_mask(w, n, m) for w in weights]
     else:
-        sizes = [layer.weight.numel() for layer in layers]
+        sizes = [w.numel() for w in weights]
         prune = [math.floor(sparsity * s) for s in sizes]
         for i in range(math.floor(sparsity * sum(sizes)) - sum(prune)):  # rounding remainder
             prune[i] += 1
-        masks = [magnitude_mask(layer.weight, k) for layer, k in zip(layers, prune, strict=True)]
-    for layer, mask in zip(layers, masks, strict=True):
-        parametrize.register_parametrization(layer, "weight", WeightMask(mask))
+        masks = [magnitude_mask(w, k) for w, k in zip(weights, prune, strict=True)]
+    for (mod, name), mask in zip(layers, masks, strict=True):
+        parametrize.register_parametrization(mod, name, WeightMask(mask))
