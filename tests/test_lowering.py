@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -27,6 +28,13 @@ OPS = [
     ("glu(x, 32, act = gelu, bias = false)", [16], [16]),
     ("mixer(x, 12)", [7, 16], [7, 16]),
     ("moe(x, 4, 2, 24)", [7, 16], [7, 16]),
+    ("attention(x, 4)", [6, 16], [6, 16]),
+    ("attention(x, 2, qk = shared, causal = true)", [6, 16], [6, 16]),
+    ("attention(x, 4, qk = symmetric, bias = false)", [6, 16], [6, 16]),
+    ("attention(x, 2, kind = linear, causal = true)", [6, 16], [6, 16]),
+    ("attention(x, 4, kind = linear, qk = symmetric)", [6, 16], [6, 16]),
+    ("attention(x, 2, kind = hedgehog, qk = shared)", [6, 16], [6, 16]),
+    ("attention(x, 4, kind = hedgehog, causal = true)", [6, 16], [6, 16]),
     ("kan(x, 24)", [7, 16], [7, 24]),
     ("kan(x, 24, hidden = 32, groups = 4, bias = false)", [16], [24]),
     ("kan(x, 24, basis = bspline)", [7, 16], [7, 24]),
@@ -74,8 +82,8 @@ def test_lowered_op_matches_its_ir(expr, in_shape, out_shape):
         assert torch.equal(a, b), k
     model.eval()
     x = torch.randn(3, *in_shape, requires_grad=True)
-    with FlopCounterMode(display=False) as fc:
-        y = model(x[:1])
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+        y = model(x[:1])  # (the default CPU kernel of SDPA is invisible to the counter)
     assert tuple(y.shape[1:]) == tuple(out_shape)
     assert sum(p.numel() for p in model.parameters()) == graph.params
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == (
@@ -183,8 +191,8 @@ def test_generated_code_is_readable_and_names_follow_the_spec():
 
 
 def test_an_op_without_a_lowering_is_a_located_error():
-    spec = autoarch.loads("model m(x: [4, 16]) -> [4, 16] {\n  return attention(x, 2)\n}\n",
-                          "attn.spec")
+    spec = autoarch.loads("model m(x: [4, 16]) -> [4, 16] {\n"
+                          "  return attention(x, 2, kind = gla)\n}\n", "attn.spec")
     with pytest.raises(LoweringError) as e:
         autoarch.compile(spec, {})
     assert (e.value.line, e.value.column) == (2, 10)
@@ -405,3 +413,73 @@ def test_bspline_sparsity_masks_the_spline_weights_too():
     layer = only_module(model)
     zeros = int((layer.base.weight == 0).sum() + (layer.spline_weight == 0).sum())
     assert zeros == graph.params - graph.nonzero_params
+
+
+# ---- attention against naive references -------------------------------------------
+
+
+def heads_of(t: torch.Tensor, h: int) -> torch.Tensor:
+    b, n, d = t.shape
+    return t.view(b, n, h, d // h).transpose(1, 2)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_softmax_attention_matches_a_naive_implementation(causal):
+    flag = "true" if causal else "false"
+    _, model = compile_expr(f"attention(x, 2, causal = {flag})", [5, 8], [5, 8])
+    m = only_module(model)
+    x = torch.randn(3, 5, 8)
+    q, k, v = (heads_of(lin(x), 2) for lin in (m.wq, m.wk, m.wv))
+    out = torch.empty_like(q)
+    for i in range(5):
+        keys = range(i + 1) if causal else range(5)
+        scores = torch.stack([(q[:, :, i] * k[:, :, j]).sum(-1) / 2.0 for j in keys], -1)
+        weights = torch.softmax(scores, -1)
+        out[:, :, i] = sum(weights[..., jj, None] * v[:, :, j] for jj, j in enumerate(keys))
+    want = m.wo(out.transpose(1, 2).reshape(3, 5, 8))
+    torch.testing.assert_close(model(x), want)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_linear_attention_matches_its_definition(causal):
+    flag = "true" if causal else "false"
+    _, model = compile_expr(f"attention(x, 2, kind = linear, causal = {flag})", [5, 8], [5, 8])
+    m = only_module(model)
+    x = torch.randn(3, 5, 8)
+    q, k, v = (F.elu(heads_of(m.wq(x), 2)) + 1, F.elu(heads_of(m.wk(x), 2)) + 1,
+               heads_of(m.wv(x), 2))
+    out = torch.empty_like(q)
+    for i in range(5):
+        keys = range(i + 1) if causal else range(5)
+        sims = [(q[:, :, i] * k[:, :, j]).sum(-1, keepdim=True) for j in keys]
+        out[:, :, i] = sum(s * v[:, :, j] for s, j in zip(sims, keys, strict=True)) / sum(sims)
+    want = m.wo(out.transpose(1, 2).reshape(3, 5, 8))
+    torch.testing.assert_close(model(x), want)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "linear", "hedgehog"])
+@pytest.mark.parametrize("qk", ["separate", "shared", "symmetric"])
+def test_causal_attention_never_sees_the_future(kind, qk):
+    _, model = compile_expr(f"attention(x, 2, kind = {kind}, qk = {qk}, causal = true)",
+                            [6, 8], [6, 8])
+    x = torch.randn(2, 6, 8)
+    later = x.clone()
+    later[:, 4:] = torch.randn(2, 2, 8)
+    y, y2 = model(x), model(later)
+    torch.testing.assert_close(y[:, :4], y2[:, :4])
+    assert not torch.allclose(y[:, 4:], y2[:, 4:])
+
+
+def test_symmetric_qk_gives_symmetric_scores_and_hedgehog_starts_at_exp():
+    _, model = compile_expr("attention(x, 2, qk = symmetric)", [5, 8], [5, 8])
+    m = only_module(model)
+    x = heads_of(torch.randn(3, 5, 8), 2)
+    s = (m.a + m.a.transpose(1, 2)) / 2
+    scores = (x @ s) @ x.transpose(-1, -2)
+    torch.testing.assert_close(scores, scores.transpose(-1, -2))
+    assert sum(p.numel() for p in m.parameters()) == 2 * 4 * 4 + 2 * (8 * 8 + 8)
+
+    _, model = compile_expr("attention(x, 2, kind = hedgehog)", [5, 8], [5, 8])
+    m = only_module(model)
+    t = torch.randn(3, 2, 5, 4)
+    torch.testing.assert_close(m.features(t), torch.cat([t.exp(), (-t).exp()], -1))

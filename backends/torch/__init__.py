@@ -5,7 +5,7 @@ its registry entry (``OpSpec.lower``). ``import autoarch`` does not import it;
 ``autoarch.compile`` does, on first use.
 """
 
-from . import basic, blocks, kan  # noqa: F401  (register lowerings)
+from . import attention, basic, blocks, kan  # noqa: F401  (register lowerings)
 from .lower import LoweringError, lower_graph, lowering
 from .serialize import load_model, save_model
 

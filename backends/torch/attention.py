@@ -1,0 +1,91 @@
+"""Attention lowering: softmax (scaled_dot_product_attention), linear and hedgehog kinds,
+with separate, shared or symmetric query/key maps (structures in docs/ops.md).
+
+`gla` is not lowered yet: its chunked form must avoid the overflow of
+splitting exp(B_i - B_j) into exp(B_i) exp(-B_j) (see reference-facts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from .lower import Emitter, LoweringError, lowering
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on [b, n, d]; heads are contiguous blocks of the width."""
+
+    def __init__(self, d: int, heads: int, kind: str, qk: str, causal: bool, bias: bool):
+        super().__init__()
+        self.h, self.dk, self.kind, self.qk, self.causal = heads, d // heads, kind, qk, causal
+        names = []
+        if qk == "separate":
+            self.wq, self.wk = nn.Linear(d, d, bias=bias), nn.Linear(d, d, bias=bias)
+        elif qk == "shared":  # one bilinear map: queries and keys are the same projection
+            self.wqk = nn.Linear(d, d, bias=bias)
+        else:  # symmetric: q_h = x_h S_h with S_h = (A_h + A_h^T) / 2, k = x
+            self.a = nn.Parameter(torch.eye(self.dk).repeat(heads, 1, 1)
+                                  + torch.randn(heads, self.dk, self.dk) / self.dk)
+            names.append("a")
+        self.wv, self.wo = nn.Linear(d, d, bias=bias), nn.Linear(d, d, bias=bias)
+        if kind == "hedgehog":  # phi(t) = [exp(t W + b), exp(-(t W + b))], W from identity
+            self.fw = nn.Parameter(torch.eye(self.dk).repeat(heads, 1, 1))
+            self.fb = nn.Parameter(torch.zeros(heads, 1, self.dk))
+            names.append("fw")
+        self.sparse_weight_names = tuple(names)
+
+    def split(self, t: torch.Tensor) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.view(b, n, self.h, self.dk).transpose(1, 2)  # [b, h, n, dk]
+
+    def features(self, t: torch.Tensor) -> torch.Tensor:
+        if self.kind == "hedgehog":
+            u = t @ self.fw + self.fb
+            return torch.cat([torch.exp(u), torch.exp(-u)], dim=-1)
+        return F.elu(t) + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        if self.qk == "separate":
+            q, k = self.split(self.wq(x)), self.split(self.wk(x))
+        elif self.qk == "shared":
+            q = k = self.split(self.wqk(x))
+        else:
+            k = self.split(x)
+            q = k @ ((self.a + self.a.transpose(1, 2)) / 2)
+        v = self.split(self.wv(x))
+        if self.kind == "softmax":
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            o = linear_attention(self.features(q), self.features(k), v, self.causal)
+        return self.wo(o.transpose(1, 2).reshape(b, n, d))
+
+
+def linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
+                     causal: bool) -> torch.Tensor:
+    """phi(q) (phi(k)^T v) / (phi(q) . sum phi(k)), over all keys or (causal) keys <= i."""
+    if not causal:
+        num = fq @ (fk.transpose(-1, -2) @ v)
+        den = fq @ fk.sum(-2)[..., None]
+        return num / den
+    state = torch.cumsum(fk[..., :, None] @ v[..., None, :], dim=-3)  # [b, h, n, F, dk]
+    num = (fq[..., None, :] @ state).squeeze(-2)
+    den = (fq[..., None, :] @ torch.cumsum(fk, dim=-2)[..., :, None]).squeeze(-1)
+    return num / den
+
+
+@lowering("attention")
+def _attention(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
+    a = n["attrs"]
+    if a["kind"] == "gla":
+        raise LoweringError("attention kind 'gla' has no torch lowering yet", n["span"])
+    mod = Attention(n["in_shapes"][0][-1], a["heads"], a["kind"], a["qk"], a["causal"],
+                    a["bias"])
+    if a["frozen"]:
+        mod.requires_grad_(False)
+    return em.module(mod, xs[0])
