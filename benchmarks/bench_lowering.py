@@ -4,7 +4,7 @@ For candidates of examples/hourglass.spec and examples/nb201.spec, the module
 `autoarch.compile` makes is timed against a hand-written `nn.Module` of the same
 architecture holding the same weights (checked: same outputs). The ratio
 compiled / hand-written is the lowering's overhead: goal at most 1.10, aim 1.02.
-Run: ``python benchmarks/bench_lowering.py [--repeats 30]``.
+Run: ``python benchmarks/bench_lowering.py [--repeats 200]``.
 """
 
 from __future__ import annotations
@@ -86,21 +86,22 @@ class NB201Twin(nn.Module):
         return self
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs, after warming up."""
+def timed_pair(a, b, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``a()`` and ``b()``, measured alternately so drift hits both."""
     for _ in range(5):
-        fn()
-    samples = []
+        a(), b()
+    ta, tb = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+        for fn, out in ((a, ta), (b, tb)):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=200)
     args = ap.parse_args()
     cases = []
     hourglass = autoarch.load(ROOT / "examples" / "hourglass.spec")
@@ -121,8 +122,8 @@ def main() -> None:
             model = autoarch.compile(spec, cand, seed=0).eval()
             twin = make_twin(model).copy_from(model).eval()
             torch.testing.assert_close(model(x), twin(x))  # same architecture, same weights
-            ours = timed(lambda m=model, x=x: m(x), args.repeats)
-            theirs = timed(lambda m=twin, x=x: m(x), args.repeats)
+            ours, theirs = timed_pair(lambda m=model, x=x: m(x), lambda m=twin, x=x: m(x),
+                                      args.repeats)
             ratios.append(ours / theirs)
             print(f"{name:10s} {len(spec.build(cand)):3d} ops: compiled {ours * 1e3:7.3f} ms, "
                   f"hand-written {theirs * 1e3:7.3f} ms, ratio {ours / theirs:.3f}")
