@@ -474,10 +474,14 @@ def test_symmetric_qk_gives_symmetric_scores_and_hedgehog_starts_at_exp():
     _, model = compile_expr("attention(x, 2, qk = symmetric)", [5, 8], [5, 8])
     m = only_module(model)
     x = heads_of(torch.randn(3, 5, 8), 2)
-    s = (m.a + m.a.transpose(1, 2)) / 2
+    s = m.symmetric()
     scores = (x @ s) @ x.transpose(-1, -2)
     torch.testing.assert_close(scores, scores.transpose(-1, -2))
-    assert sum(p.numel() for p in m.parameters()) == 2 * 4 * 4 + 2 * (8 * 8 + 8)
+    for h in range(2):  # the stored triangle is the matrix's upper triangle
+        rows, cols = torch.triu_indices(4, 4)
+        torch.testing.assert_close(s[h][rows, cols], m.a[h])
+    # per head dk (dk + 1) / 2 = 10 numbers instead of 16, plus Wv and Wo
+    assert sum(p.numel() for p in m.parameters()) == 2 * 10 + 2 * (8 * 8 + 8)
 
     _, model = compile_expr("attention(x, 2, kind = hedgehog)", [5, 8], [5, 8])
     m = only_module(model)

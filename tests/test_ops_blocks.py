@@ -278,8 +278,8 @@ class Attention(nn.Module):
             self.wq, self.wk = nn.Linear(d, d, bias), nn.Linear(d, d, bias)
         elif qk == "shared":
             self.wqk = nn.Linear(d, d, bias)
-        else:  # symmetric: q = x blockdiag(S_h), S_h = (A_h + A_h^T) / 2, k = x
-            self.s = nn.Parameter(torch.randn(heads, dk, dk) / math.sqrt(dk))
+        else:  # symmetric: q = x blockdiag(S_h), S_h symmetric from its upper triangle, k = x
+            self.s = nn.Parameter(torch.randn(heads, dk * (dk + 1) // 2) / math.sqrt(dk))
         self.wv, self.wo = nn.Linear(d, d, bias), nn.Linear(d, d, bias)
         if kind == "gla":
             self.g1 = nn.Linear(d, 16, bias=False)
@@ -309,11 +309,15 @@ class Attention(nn.Module):
         bsz, n, d = x.shape
         if self.qk == "separate":
             q, k = self.split(self.wq(x)), self.split(self.wk(x))
-        elif self.qk == "shared":
-            q = k = self.split(self.wqk(x))
+        elif self.qk == "shared":  # one bilinear matrix: q = x W_qk, k = x
+            q, k = self.split(self.wqk(x)), self.split(x)
         else:
             k = self.split(x)
-            q = k @ ((self.s + self.s.transpose(-1, -2)) / 2)  # 2 n d dk
+            full = torch.zeros(self.h, self.dk, self.dk)
+            rows, cols = torch.triu_indices(self.dk, self.dk)
+            full[:, rows, cols] = self.s
+            full = full + full.transpose(-1, -2) - torch.diag_embed(torch.diagonal(full, 0, -2, -1))
+            q = k @ full  # 2 n d dk
         v = self.split(self.wv(x))
         if self.kind == "softmax":
             o = self.softmax(q, k, v)

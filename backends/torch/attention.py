@@ -26,11 +26,14 @@ class Attention(nn.Module):
         names = []
         if qk == "separate":
             self.wq, self.wk = nn.Linear(d, d, bias=bias), nn.Linear(d, d, bias=bias)
-        elif qk == "shared":  # one bilinear map: queries and keys are the same projection
+        elif qk == "shared":  # one bilinear matrix: q = x W_qk, k = x
             self.wqk = nn.Linear(d, d, bias=bias)
-        else:  # symmetric: q_h = x_h S_h with S_h = (A_h + A_h^T) / 2, k = x
-            self.a = nn.Parameter(torch.eye(self.dk).repeat(heads, 1, 1)
-                                  + torch.randn(heads, self.dk, self.dk) / self.dk)
+        else:  # symmetric: q_h = x_h S_h, k = x; S_h kept as its upper triangle (about half)
+            rows, cols = torch.triu_indices(self.dk, self.dk)
+            self.register_buffer("rows", rows, persistent=False)
+            self.register_buffer("cols", cols, persistent=False)
+            start = torch.eye(self.dk)[rows, cols] + torch.randn(heads, len(rows)) / self.dk
+            self.a = nn.Parameter(start)
             names.append("a")
         self.wv, self.wo = nn.Linear(d, d, bias=bias), nn.Linear(d, d, bias=bias)
         if kind == "hedgehog":  # phi(t) = [exp(t W + b), exp(-(t W + b))], W from identity
@@ -38,6 +41,12 @@ class Attention(nn.Module):
             self.fb = nn.Parameter(torch.zeros(heads, 1, self.dk))
             names.append("fw")
         self.sparse_weight_names = tuple(names)
+
+    def symmetric(self) -> torch.Tensor:
+        """The heads' symmetric matrices S_h [h, dk, dk], built from their upper triangles."""
+        upper = self.a.new_zeros(self.h, self.dk, self.dk)
+        upper[:, self.rows, self.cols] = self.a
+        return upper + upper.transpose(1, 2) - torch.diag_embed(upper.diagonal(dim1=1, dim2=2))
 
     def split(self, t: torch.Tensor) -> torch.Tensor:
         b, n, _ = t.shape
@@ -54,10 +63,10 @@ class Attention(nn.Module):
         if self.qk == "separate":
             q, k = self.split(self.wq(x)), self.split(self.wk(x))
         elif self.qk == "shared":
-            q = k = self.split(self.wqk(x))
+            q, k = self.split(self.wqk(x)), self.split(x)
         else:
             k = self.split(x)
-            q = k @ ((self.a + self.a.transpose(1, 2)) / 2)
+            q = k @ self.symmetric()
         v = self.split(self.wv(x))
         if self.kind == "softmax":
             o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)

@@ -3,8 +3,10 @@
 n tokens, width d, H heads of dk = d / H. FLOPs (2 per multiply-add):
 
 - projections: 2 n d d per dense projection (Wq, Wk, Wv, Wo for qk = separate;
-  Wqk, Wv, Wo for shared); qk = symmetric projects queries with a block-diagonal
-  of H symmetric dk x dk matrices (2 n d dk) and uses x itself as keys.
+  for shared, one bilinear matrix: q = x Wqk, k = x, then Wv, Wo); qk = symmetric
+  projects queries with a block-diagonal of H symmetric dk x dk matrices, each
+  stored as its upper triangle (dk (dk + 1) / 2 parameters: about half), 2 n d dk
+  FLOPs, and uses x itself as keys.
 - core, with F features per head (dk; 2 dk for hedgehog):
   softmax 4 n n d (QK^T and AV; causal counts the same);
   linear kinds H (4 n F dk + 2 n F): phi(K)^T V, phi(Q) (phi(K)^T V) and the
@@ -45,15 +47,15 @@ def _proj_weights(c: OpCall, d: int, dk: int) -> int:
         return 4 * d * d
     if c.qk == "shared":
         return 3 * d * d
-    return c.heads * dk * dk + 2 * d * d
+    return c.heads * dk * (dk + 1) // 2 + 2 * d * d
 
 
 def _params(c: OpCall) -> int:
     _, d, dk = _dims(c)
     dense_layers = {"separate": 4, "shared": 3, "symmetric": 2}[c.qk]
     total = dense_layers * dense(d, d, c)
-    if c.qk == "symmetric":
-        total += c.heads * dk * dk
+    if c.qk == "symmetric":  # each head's S_h stored as its upper triangle
+        total += c.heads * dk * (dk + 1) // 2
     if c.kind == "gla":
         total += d * GATE_RANK + dense(GATE_RANK, d, c)
     elif c.kind == "hedgehog":
