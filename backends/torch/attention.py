@@ -1,8 +1,14 @@
-"""Attention lowering: softmax (scaled_dot_product_attention), linear and hedgehog kinds,
-with separate, shared or symmetric query/key maps (structures in docs/ops.md).
+"""Attention lowering: softmax (scaled_dot_product_attention), linear, gla and hedgehog
+kinds, with separate, shared or symmetric query/key maps (structures in docs/ops.md).
 
-`gla` is not lowered yet: its chunked form must avoid the overflow of
-splitting exp(B_i - B_j) into exp(B_i) exp(-B_j) (see reference-facts).
+gla (gated linear attention, on the linear kind's features and normaliser): a
+per-feature forget gate ``log alpha = max(logsigmoid(g2(g1(x))) / 16, -5)``.
+Causal: ``S_t = diag(alpha_t) S_{t-1} + phi(k_t)^T v_t`` (and ``z_t`` alike), read
+as ``phi(q_t) S_t / phi(q_t) . z_t``; computed in chunks of ``GLA_CHUNK`` positions
+with decays taken relative to the state before the chunk, so no factor exceeds
+``exp(5 * GLA_CHUNK)`` (finite in fp32) and the FLOPs are those of the running
+state. Non-causal: every query reads the final state, key ``j`` decayed by
+``exp(B_n - B_j) <= 1``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,13 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from .lower import Emitter, LoweringError, lowering
+from .lower import Emitter, lowering
+
+#: positions per chunk of causal gla; with log alpha >= GLA_MIN_LOG_GATE the largest
+#: factor inside a chunk is exp(-GLA_MIN_LOG_GATE * GLA_CHUNK) = e^80: finite in fp32
+GLA_CHUNK = 16
+GLA_MIN_LOG_GATE = -5.0
+GATE_RANK = 16
 
 
 class Attention(nn.Module):
@@ -36,6 +48,9 @@ class Attention(nn.Module):
             self.a = nn.Parameter(start)
             names.append("a")
         self.wv, self.wo = nn.Linear(d, d, bias=bias), nn.Linear(d, d, bias=bias)
+        if kind == "gla":  # low-rank data-dependent forget gate
+            self.g1 = nn.Linear(d, GATE_RANK, bias=False)
+            self.g2 = nn.Linear(GATE_RANK, d, bias=bias)
         if kind == "hedgehog":  # phi(t) = [exp(t W + b), exp(-(t W + b))], W from identity
             self.fw = nn.Parameter(torch.eye(self.dk).repeat(heads, 1, 1))
             self.fb = nn.Parameter(torch.zeros(heads, 1, self.dk))
@@ -70,6 +85,10 @@ class Attention(nn.Module):
         v = self.split(self.wv(x))
         if self.kind == "softmax":
             o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        elif self.kind == "gla":
+            log_gate = (F.logsigmoid(self.g2(self.g1(x))) / 16).clamp(min=GLA_MIN_LOG_GATE)
+            o = gated_linear_attention(self.features(q), self.features(k), v,
+                                       self.split(log_gate), self.causal)
         else:
             o = linear_attention(self.features(q), self.features(k), v, self.causal)
         return self.wo(o.transpose(1, 2).reshape(b, n, d))
@@ -88,11 +107,37 @@ def linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
     return num / den
 
 
+def gated_linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
+                           log_gate: torch.Tensor, causal: bool,
+                           chunk: int = GLA_CHUNK) -> torch.Tensor:
+    """Gated linear attention on [b, h, n, F] features (see the module docstring)."""
+    cum = torch.cumsum(log_gate, dim=-2)  # B_t
+    if not causal:
+        return linear_attention(fq, fk * torch.exp(cum[..., -1:, :] - cum), v, False)
+    n = fq.shape[-2]
+    state = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])  # S before the chunk
+    norm = fq.new_zeros(fq.shape[:-2] + fq.shape[-1:])  # z before the chunk
+    outs = []
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        ref = cum[..., s - 1: s, :] if s else torch.zeros_like(cum[..., :1, :])
+        rel = cum[..., s:e, :] - ref  # B_t - B_{s-1} <= 0
+        q = fq[..., s:e, :] * torch.exp(rel)
+        k = fk[..., s:e, :] * torch.exp(-rel)
+        kv = state[..., None, :, :] + torch.cumsum(k[..., :, None] @ v[..., s:e, None, :], -3)
+        kz = norm[..., None, :] + torch.cumsum(k, dim=-2)
+        num = (q[..., None, :] @ kv).squeeze(-2)
+        den = (q[..., None, :] @ kz[..., :, None]).squeeze(-1)
+        outs.append(num / den)
+        decay = torch.exp(rel[..., -1, :])  # carry the state to the chunk's last position
+        state = decay[..., :, None] * kv[..., -1, :, :]
+        norm = decay * kz[..., -1, :]
+    return torch.cat(outs, dim=-2)
+
+
 @lowering("attention")
 def _attention(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
-    if a["kind"] == "gla":
-        raise LoweringError("attention kind 'gla' has no torch lowering yet", n["span"])
     mod = Attention(n["in_shapes"][0][-1], a["heads"], a["kind"], a["qk"], a["causal"],
                     a["bias"])
     if a["frozen"]:
