@@ -567,3 +567,15 @@ def test_gla_stays_finite_with_gates_that_forget_everything():
         only_module(model).g2.bias.fill_(-1e4)  # log alpha clamped at -5 every step
     y = model(torch.randn(2, 200, 16))
     assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("expr", ["mlp(x, expand = 2, frozen = true)",
+                                  "kan(x, 16, basis = rbf, frozen = true)",
+                                  "attention(reshape(x, [2, 8]), 2, frozen = true)"])
+def test_frozen_blocks_have_no_trainable_parameters(expr):
+    out = "[2, 8]" if "attention" in expr else "[16]"
+    spec = autoarch.loads(f"model m(x: [16]) -> {out} {{\n  return {expr}\n}}\n", "f.spec")
+    graph = spec.build({})
+    model = autoarch.compile(spec, {}, seed=0)
+    assert graph.trainable_params == 0 < graph.params
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 0

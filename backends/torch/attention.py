@@ -140,6 +140,4 @@ def _attention(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     mod = Attention(n["in_shapes"][0][-1], a["heads"], a["kind"], a["qk"], a["causal"],
                     a["bias"])
-    if a["frozen"]:
-        mod.requires_grad_(False)
     return em.module(mod, xs[0])

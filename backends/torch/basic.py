@@ -51,10 +51,7 @@ def _scale(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
 @lowering("linear")
 def _linear(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
-    layer = nn.Linear(n["in_shapes"][0][-1], a["out"], bias=a["bias"])
-    if a["frozen"]:
-        layer.requires_grad_(False)
-    return em.module(layer, xs[0])
+    return em.module(nn.Linear(n["in_shapes"][0][-1], a["out"], bias=a["bias"]), xs[0])
 
 
 # ---- normalisation, activations, dropout ---------------------------------------
@@ -220,8 +217,6 @@ class SamePool2d(nn.Module):
 def _conv(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     mod = SameConv2d(n["in_shapes"][0], a["out"], a["kernel"], a["stride"], a["bias"])
-    if a["frozen"]:
-        mod.requires_grad_(False)
     return em.module(mod, xs[0])
 
 

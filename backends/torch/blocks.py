@@ -87,32 +87,25 @@ class MixtureOfExperts(nn.Module):
         return out.reshape(x.shape)
 
 
-def _frozen(mod: nn.Module, a: dict[str, Any]) -> nn.Module:
-    if a["frozen"]:
-        mod.requires_grad_(False)
-    return mod
-
-
 @lowering("mlp")
 def _mlp(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     d = n["in_shapes"][0][-1]
     hidden = a["hidden"] or (a["expand"] or 4) * d
-    return em.module(_frozen(MLP(d, hidden, a["out"] or d, a["act"], a["bias"]), a), xs[0])
+    return em.module(MLP(d, hidden, a["out"] or d, a["act"], a["bias"]), xs[0])
 
 
 @lowering("glu")
 def _glu(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     d = n["in_shapes"][0][-1]
-    return em.module(_frozen(GLU(d, a["hidden"], a["act"], a["bias"]), a), xs[0])
+    return em.module(GLU(d, a["hidden"], a["act"], a["bias"]), xs[0])
 
 
 @lowering("mixer")
 def _mixer(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
-    return em.module(_frozen(TokenMixer(n["in_shapes"][0][0], a["hidden"], a["bias"]), a),
-                     xs[0])
+    return em.module(TokenMixer(n["in_shapes"][0][0], a["hidden"], a["bias"]), xs[0])
 
 
 @lowering("moe")
@@ -120,4 +113,4 @@ def _moe(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     d = n["in_shapes"][0][-1]
     mod = MixtureOfExperts(d, a["experts"], a["top_k"], a["hidden"], a["bias"])
-    return em.module(_frozen(mod, a), xs[0])
+    return em.module(mod, xs[0])

@@ -174,6 +174,4 @@ def _kan(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     else:
         mod = nn.Sequential(kan_layer(a["basis"], d, a["hidden"], a),
                             kan_layer(a["basis"], a["hidden"], a["out"], a))
-    if a["frozen"]:
-        mod.requires_grad_(False)
     return em.module(mod, xs[0])

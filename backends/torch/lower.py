@@ -55,7 +55,7 @@ class Emitter:
         self._names: set[str] = set()
 
     def module(self, mod: nn.Module, *inputs: fx.Node) -> fx.Node:
-        """Call ``mod`` on ``inputs``; the node's `init` and `sparsity` are applied to it."""
+        """Call ``mod`` on ``inputs``; the node's `init`, `sparsity` and `frozen` apply to it."""
         attrs = self.node.get("attrs", {})
         try:
             init = attrs.get("init")
@@ -67,6 +67,8 @@ class Emitter:
                 apply_sparsity(mod, attrs["sparsity"])
         except ValueError as e:
             raise LoweringError(str(e), self.node["span"]) from None
+        if attrs.get("frozen"):
+            mod.requires_grad_(False)
         name = self._unique(_module_name(self.node))
         self.root.add_module(name, mod)
         return self.graph.call_module(name, tuple(inputs))
