@@ -1,9 +1,9 @@
 """KAN blocks: group-rational (KAT), B-spline (efficient-KAN), RBF (FastKAN), ReLU-KAN.
 
 Structures, parameter counts and FLOPs are in docs/ops.md; the basis functions are
-elementwise (0 FLOPs), the matmuls are linear layers. The rational unit here is
-the pure-torch reference; the kernels issue's fast versions replace
-:meth:`GroupRational.forward` without changing the block.
+elementwise (0 FLOPs), the matmuls are linear layers. The rational unit is
+``autoarch.kernels.rational`` (closed-form backward; faster kernels slot in there
+without changing the block).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ...kernels import rational
 from .init import variance_preserving_
 from .lower import Emitter, lowering
 
@@ -43,23 +44,14 @@ class GroupRational(nn.Module):
         self.denominator = nn.Parameter(torch.tensor([den] * groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return rational(x, self.numerator, self.denominator, self.width // self.groups)
+        numerator = self.numerator.expand(self.groups, -1)  # KAT shares it across groups
+        return rational(x, numerator, self.denominator, impl="auto")
 
     def unit(self, x: torch.Tensor) -> torch.Tensor:
         """The first group's F on a 1-D tensor (all groups start equal), in float64."""
-        a, b = self.numerator.detach().double(), self.denominator.detach().double()[:1]
-        return rational(x[:, None], a, b, 1)[:, 0]
-
-
-def rational(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, group: int) -> torch.Tensor:
-    """P(x) / (1 + sum_j |b_gj| |x|^j) on the last axis; ``group`` channels per row of ``b``."""
-    b = b.abs().repeat_interleave(group, dim=0)  # (i, 4)
-    p = a[5]
-    for j in (4, 3, 2, 1, 0):  # Horner
-        p = p * x + a[j]
-    ax = x.abs()
-    q = ((b[:, 3] * ax + b[:, 2]) * ax + b[:, 1]) * ax + b[:, 0]
-    return p / (1 + q * ax)
+        a = self.numerator.detach().double()[None]
+        b = self.denominator.detach().double()[:1]
+        return rational(x[:, None], a, b, impl="torch")[:, 0]
 
 
 class RationalKAN(nn.Module):

@@ -1,0 +1,97 @@
+"""The group-rational unit F(x) = P(x) / (1 + sum_i |b_i| |x|^i), with its closed-form backward.
+
+``x`` is ``[..., d]``; ``numerator`` is ``[g, m + 1]`` (a_0..a_m) and ``denominator``
+``[g, n]`` (b_1..b_n); channel ``c`` belongs to group ``c // (d / g)``. With
+``R = P'(x)`` and ``S = sgn(x) sum_i i |b_i| |x|^(i-1)``:
+
+    dF/dx = R / Q - S P / Q^2,   dF/da_i = x^i / Q,   dF/db_i = -P / Q^2 sgn(b_i) |x|^i
+
+``impl``: ``"torch"`` is the reference (plain autograd through the formula);
+``"fused"`` is a custom autograd function that evaluates the closed-form backward
+and reduces the coefficient gradients per group, accumulating in fp32 whatever
+the input dtype; ``"auto"`` picks ``"fused"`` (the Triton kernels come next).
+"""
+
+from __future__ import annotations
+
+import torch
+
+IMPLS = ("auto", "torch", "fused")
+
+
+def rational(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor,
+             impl: str = "auto") -> torch.Tensor:
+    """F(x) per channel group; see the module docstring."""
+    g, d = numerator.shape[0], x.shape[-1]
+    if denominator.shape[0] != g or d % g:
+        raise ValueError(f"{g} groups do not fit {tuple(denominator.shape)} coefficients "
+                         f"and width {d}")
+    if impl == "torch":
+        return _reference(x, numerator, denominator)
+    if impl in ("auto", "fused"):
+        return _Rational.apply(x, numerator, denominator)
+    raise ValueError(f"unknown impl {impl!r}; expected one of {', '.join(IMPLS)}")
+
+
+def _grouped(x: torch.Tensor, g: int) -> torch.Tensor:
+    return x.reshape(-1, g, x.shape[-1] // g)  # [N, g, channels per group]
+
+
+def _p_q(xg: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """P(x) and Q(x) by Horner, coefficients broadcast per group."""
+    p = a[:, -1, None].expand_as(xg)
+    for i in range(a.shape[1] - 2, -1, -1):
+        p = p * xg + a[:, i, None]
+    ax, bb = xg.abs(), b.abs()
+    q = bb[:, -1, None].expand_as(xg)
+    for i in range(b.shape[1] - 2, -1, -1):
+        q = q * ax + bb[:, i, None]
+    return p, 1 + q * ax
+
+
+def _reference(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    p, q = _p_q(_grouped(x, a.shape[0]), a.to(x.dtype), b.to(x.dtype))
+    return (p / q).reshape(x.shape)
+
+
+class _Rational(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, a, b):  # noqa: ANN001, ANN205 - autograd's signature
+        acc = torch.promote_types(x.dtype, torch.float32)
+        xg = _grouped(x.to(acc), a.shape[0])
+        af, bf = a.to(acc), b.to(acc)
+        p, q = _p_q(xg, af, bf)
+        ctx.save_for_backward(x, a, b)
+        return (p / q).reshape(x.shape).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        x, a, b = ctx.saved_tensors
+        acc = torch.promote_types(x.dtype, torch.float32)
+        g = a.shape[0]
+        xg, gg = _grouped(x.to(acc), g), _grouped(grad.to(acc), g)
+        af, bf = a.to(acc), b.to(acc)
+        p, q = _p_q(xg, af, bf)
+        m, n = af.shape[1] - 1, bf.shape[1]
+        r = m * af[:, m, None].expand_as(xg)  # P'(x)
+        for i in range(m - 1, 0, -1):
+            r = r * xg + i * af[:, i, None]
+        ax, bb = xg.abs(), bf.abs()
+        s = n * bb[:, n - 1, None].expand_as(xg)  # sum_i i |b_i| |x|^(i-1)
+        for i in range(n - 1, 0, -1):
+            s = s * ax + i * bb[:, i - 1, None]
+        s = s * torch.sign(xg)
+        inv_q = 1 / q
+        dx = gg * (r - s * p * inv_q) * inv_q
+        t = gg * inv_q  # dF/da_i = x^i / Q
+        ga, power = [], torch.ones_like(xg)
+        for _ in range(m + 1):
+            ga.append((t * power).sum(dim=(0, 2)))
+            power = power * xg
+        u = -gg * p * inv_q * inv_q  # dF/db_i = -P / Q^2 sgn(b_i) |x|^i
+        gb, power = [], ax
+        for i in range(n):
+            gb.append((u * power).sum(dim=(0, 2)) * torch.sign(bf[:, i]))
+            power = power * ax
+        return (dx.reshape(x.shape).to(x.dtype), torch.stack(ga, 1).to(a.dtype),
+                torch.stack(gb, 1).to(b.dtype))

@@ -1,0 +1,85 @@
+"""The group-rational unit: values and all gradients against a float64 reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autoarch.kernels import rational
+
+
+def coefficients(g: int, m: int = 5, n: int = 4, dtype=torch.float64, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(g, m + 1, generator=gen, dtype=dtype) * 0.5
+    b = torch.randn(g, n, generator=gen, dtype=dtype) * 0.5  # signs matter: |b| is used
+    return a, b
+
+
+def by_hand(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The formula, element by element (float64): P(x) / (1 + sum |b_i| |x|^i)."""
+    g, d = a.shape[0], x.shape[-1]
+    out = torch.empty_like(x, dtype=torch.float64)
+    flat, res = x.reshape(-1, d).double(), out.view(-1, d)
+    for c in range(d):
+        grp = c // (d // g)
+        v = flat[:, c]
+        p = sum(a[grp, i].double() * v**i for i in range(a.shape[1]))
+        q = 1 + sum(b[grp, i - 1].double().abs() * v.abs() ** i for i in range(1, b.shape[1] + 1))
+        res[:, c] = p / q
+    return out
+
+
+@pytest.mark.parametrize("g", [1, 4, 16])
+@pytest.mark.parametrize("impl", ["torch", "fused", "auto"])
+def test_values_match_the_formula(g, impl):
+    x = torch.randn(5, 3, 16, dtype=torch.float64)
+    a, b = coefficients(g)
+    torch.testing.assert_close(rational(x, a, b, impl=impl), by_hand(x, a, b))
+
+
+@pytest.mark.parametrize("g", [1, 2, 8])  # g = d included
+def test_fused_gradients_pass_gradcheck_in_float64(g):
+    x = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
+    a, b = coefficients(g)
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda *t: rational(*t, impl="fused"), (x, a, b))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_fused_matches_the_float64_reference_in_every_dtype(dtype):
+    x64 = torch.randn(64, 32, dtype=torch.float64) * 2
+    a64, b64 = coefficients(4)
+    tol = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}[dtype]
+    x = x64.to(dtype).requires_grad_(True)
+    a, b = a64.float().requires_grad_(True), b64.float().requires_grad_(True)
+    y = rational(x, a, b, impl="fused")
+    assert y.dtype == dtype
+    w = torch.randn_like(x64)
+    (y.double() * w).sum().backward()
+    xr, ar, br = (t.detach().clone().double().requires_grad_(True) for t in (x, a, b))
+    ref = rational(xr, ar, br, impl="torch")
+    (ref * w).sum().backward()
+
+    def rel(u, v):
+        return ((u.double() - v).abs().max() / v.abs().max()).item()
+
+    assert rel(y.detach(), ref.detach()) < tol
+    for got, want in ((x.grad, xr.grad), (a.grad, ar.grad), (b.grad, br.grad)):
+        assert rel(got, want) < tol
+
+
+def test_non_contiguous_input():
+    base = torch.randn(16, 10, dtype=torch.float64)
+    x = base.t()  # [10, 16], not contiguous
+    assert not x.is_contiguous()
+    a, b = coefficients(4)
+    torch.testing.assert_close(rational(x, a, b, impl="fused"), by_hand(x, a, b))
+
+
+def test_bad_shapes_and_impls_are_errors():
+    a, b = coefficients(3)
+    with pytest.raises(ValueError, match="groups"):
+        rational(torch.randn(2, 8), a, b)
+    with pytest.raises(ValueError, match="unknown impl"):
+        rational(torch.randn(2, 9), a, b, impl="cuda")
