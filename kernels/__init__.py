@@ -1,9 +1,11 @@
 """Custom kernels with pure-torch references (see the kernels issue).
 
-``rational``: the group-rational unit of KAT, with its closed-form backward.
+``rational``: the group-rational unit of KAT, with its closed-form backward;
+``fit_rational``: its coefficients fitted to common activations (shipped data).
 Importing this package imports torch (not triton); ``import autoarch`` does not.
 """
 
+from .fit import fit_rational
 from .rational import rational
 
-__all__ = ["rational"]
+__all__ = ["fit_rational", "rational"]

@@ -83,3 +83,36 @@ def test_bad_shapes_and_impls_are_errors():
         rational(torch.randn(2, 8), a, b)
     with pytest.raises(ValueError, match="unknown impl"):
         rational(torch.randn(2, 9), a, b, impl="cuda")
+
+
+# ---- fitted coefficients ---------------------------------------------------------------
+
+ACTIVATIONS = {"gelu": (torch.nn.functional.gelu, 0.01), "silu": (torch.nn.functional.silu, 0.01),
+               "tanh": (torch.tanh, 0.01), "relu": (torch.relu, 0.05),
+               "identity": (lambda t: t, 1e-6)}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_shipped_fits_approximate_their_activation_on_the_interval(name):
+    from autoarch.kernels import fit_rational
+
+    fn, tol = ACTIVATIONS[name]
+    num, den = fit_rational(name)
+    assert (len(num), len(den)) == (6, 4)
+    x = torch.linspace(-3, 3, 2001, dtype=torch.float64)[:, None]
+    got = rational(x, torch.tensor([num], dtype=torch.float64),
+                   torch.tensor([den], dtype=torch.float64), impl="torch")[:, 0]
+    assert (got - fn(x[:, 0])).abs().max().item() <= tol
+
+
+def test_fitting_other_orders_and_intervals_on_demand():
+    from autoarch.kernels import fit_rational
+
+    num, den = fit_rational("tanh", m=3, n=2, lo=-2.0, hi=2.0)
+    assert (len(num), len(den)) == (4, 2)
+    x = torch.linspace(-2, 2, 501, dtype=torch.float64)[:, None]
+    got = rational(x, torch.tensor([num], dtype=torch.float64),
+                   torch.tensor([den], dtype=torch.float64), impl="torch")[:, 0]
+    assert (got - torch.tanh(x[:, 0])).abs().max().item() < 0.02
+    with pytest.raises(ValueError, match="no rational fit"):
+        fit_rational("softplusish")

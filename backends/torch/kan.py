@@ -16,16 +16,10 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from ...kernels import rational
+from ...kernels import fit_rational, rational
 from .init import variance_preserving_
 from .lower import Emitter, lowering
 
-#: F(x) = P(x) / (1 + sum_j |b_j| |x|^j) fitted to GELU by least squares on [-3, 3]
-#: (max error 0.0032 there; outside it the fit is not GELU). KAT's published
-#: coefficients were fitted for another denominator and are off by up to 1.46 here.
-GELU_NUMERATOR = (-0.001052795634, 0.4990255442, 0.4062900546, 0.1080374849,
-                  0.0103313409, 0.0004121453306)
-GELU_DENOMINATOR = (8.953761678e-11, 0.2104086466, 0.004230657199, 1.05366894e-06)
 IDENTITY_NUMERATOR = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
 
 
@@ -38,8 +32,9 @@ class GroupRational(nn.Module):
     def __init__(self, width: int, groups: int, start: str = "gelu"):
         super().__init__()
         self.width, self.groups = width, groups
-        num = GELU_NUMERATOR if start == "gelu" else IDENTITY_NUMERATOR
-        den = GELU_DENOMINATOR if start == "gelu" else (0.0, 0.0, 0.0, 0.0)
+        # GELU fitted for this denominator form (kernels/rational_fits.json; max error
+        # 0.0032 on [-3, 3], not GELU outside it), or the identity
+        num, den = fit_rational("gelu") if start == "gelu" else (IDENTITY_NUMERATOR, (0.0,) * 4)
         self.numerator = nn.Parameter(torch.tensor(num))
         self.denominator = nn.Parameter(torch.tensor([den] * groups))
 
