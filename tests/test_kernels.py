@@ -116,3 +116,18 @@ def test_fitting_other_orders_and_intervals_on_demand():
     assert (got - torch.tanh(x[:, 0])).abs().max().item() < 0.02
     with pytest.raises(ValueError, match="no rational fit"):
         fit_rational("softplusish")
+
+
+def test_the_compiled_cpu_path_matches_the_reference():
+    """torch.compile of the same math (the first compile takes seconds)."""
+    x64 = torch.randn(64, 32, dtype=torch.float64)
+    a64, b64 = coefficients(4)
+    x, a, b = (t.float().requires_grad_(True) for t in (x64, a64, b64))
+    y = rational(x, a, b, impl="compiled")
+    w = torch.randn(64, 32)
+    (y * w).sum().backward()
+    xr, ar, br = (t.clone().requires_grad_(True) for t in (x64, a64, b64))
+    ref = rational(xr, ar, br, impl="torch")
+    (ref * w.double()).sum().backward()
+    for got, want in ((y, ref), (x.grad, xr.grad), (a.grad, ar.grad), (b.grad, br.grad)):
+        assert ((got.double() - want).abs().max() / want.abs().max()).item() < 1e-4
