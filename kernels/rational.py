@@ -101,8 +101,8 @@ def _backward_math(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, grad: torc
 @functools.cache
 def _compiled() -> tuple:
     """The same math through torch.compile (inductor's C++ backend on CPU)."""
-    return (torch.compile(_forward_math, dynamic=True),
-            torch.compile(_backward_math, dynamic=True))
+    # static shapes first; torch recompiles with dynamic ones only if a shape changes
+    return torch.compile(_forward_math), torch.compile(_backward_math)
 
 
 class _Rational(torch.autograd.Function):
