@@ -19,8 +19,7 @@ import time
 import torch
 
 import autoarch
-from autoarch.backends.torch.attention import gated_linear_attention
-from autoarch.kernels import rational
+from autoarch.kernels import gla, rational
 
 torch.manual_seed(0)
 
@@ -73,25 +72,11 @@ def bench_kan_vs_mlp(d: int = 128, tokens: int = 64, batch: int = 32) -> None:
           f"({'meets' if ratio <= 2 else 'MISSES'} the <= 2x goal)")
 
 
-def recurrent_gla(fq, fk, v, log_gate):
-    alpha = log_gate.exp()
-    state = fq.new_zeros(*fq.shape[:2], fq.shape[-1], v.shape[-1])
-    norm = fq.new_zeros(*fq.shape[:2], fq.shape[-1])
-    outs = []
-    for t in range(fq.shape[2]):
-        state = alpha[:, :, t, :, None] * state + fk[:, :, t, :, None] * v[:, :, t, None, :]
-        norm = alpha[:, :, t] * norm + fk[:, :, t]
-        q = fq[:, :, t]
-        outs.append((q[..., None, :] @ state).squeeze(-2) / (q * norm).sum(-1, keepdim=True))
-    return torch.stack(outs, 2)
-
-
 def bench_gla(n: int = 256) -> None:
     fq, fk = torch.rand(4, 4, n, 32) + 0.1, torch.rand(4, 4, n, 32) + 0.1
     v, g = torch.randn(4, 4, n, 32), -torch.rand(4, 4, n, 32) * 0.1
-    chunked = timed(fwd_bwd(lambda *t: gated_linear_attention(*t, causal=True), fq, fk, v, g),
-                    repeats=10)
-    step = timed(fwd_bwd(recurrent_gla, fq, fk, v, g), repeats=3)
+    chunked = timed(fwd_bwd(lambda *t: gla(*t, impl="chunked"), fq, fk, v, g), repeats=10)
+    step = timed(fwd_bwd(lambda *t: gla(*t, impl="torch"), fq, fk, v, g), repeats=3)
     print(f"gla causal [4, 4, {n}, 32] fwd+bwd: recurrent {step * 1e3:.1f} ms, chunked "
           f"{chunked * 1e3:.1f} ms -> {step / chunked:.1f}x")
 

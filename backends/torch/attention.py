@@ -20,6 +20,7 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ...kernels import gla
 from .lower import Emitter, lowering
 
 #: positions per chunk of causal gla; with log alpha >= GLA_MIN_LOG_GATE the largest
@@ -87,8 +88,8 @@ class Attention(nn.Module):
             o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         elif self.kind == "gla":
             log_gate = (F.logsigmoid(self.g2(self.g1(x))) / 16).clamp(min=GLA_MIN_LOG_GATE)
-            o = gated_linear_attention(self.features(q), self.features(k), v,
-                                       self.split(log_gate), self.causal)
+            o = gla(self.features(q), self.features(k), v, self.split(log_gate),
+                    causal=self.causal, chunk=GLA_CHUNK)
         else:
             o = linear_attention(self.features(q), self.features(k), v, self.causal)
         return self.wo(o.transpose(1, 2).reshape(b, n, d))
@@ -105,34 +106,6 @@ def linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
     num = (fq[..., None, :] @ state).squeeze(-2)
     den = (fq[..., None, :] @ torch.cumsum(fk, dim=-2)[..., :, None]).squeeze(-1)
     return num / den
-
-
-def gated_linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
-                           log_gate: torch.Tensor, causal: bool,
-                           chunk: int = GLA_CHUNK) -> torch.Tensor:
-    """Gated linear attention on [b, h, n, F] features (see the module docstring)."""
-    cum = torch.cumsum(log_gate, dim=-2)  # B_t
-    if not causal:
-        return linear_attention(fq, fk * torch.exp(cum[..., -1:, :] - cum), v, False)
-    n = fq.shape[-2]
-    state = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])  # S before the chunk
-    norm = fq.new_zeros(fq.shape[:-2] + fq.shape[-1:])  # z before the chunk
-    outs = []
-    for s in range(0, n, chunk):
-        e = min(s + chunk, n)
-        ref = cum[..., s - 1: s, :] if s else torch.zeros_like(cum[..., :1, :])
-        rel = cum[..., s:e, :] - ref  # B_t - B_{s-1} <= 0
-        q = fq[..., s:e, :] * torch.exp(rel)
-        k = fk[..., s:e, :] * torch.exp(-rel)
-        kv = state[..., None, :, :] + torch.cumsum(k[..., :, None] @ v[..., s:e, None, :], -3)
-        kz = norm[..., None, :] + torch.cumsum(k, dim=-2)
-        num = (q[..., None, :] @ kv).squeeze(-2)
-        den = (q[..., None, :] @ kz[..., :, None]).squeeze(-1)
-        outs.append(num / den)
-        decay = torch.exp(rel[..., -1, :])  # carry the state to the chunk's last position
-        state = decay[..., :, None] * kv[..., -1, :, :]
-        norm = decay * kz[..., -1, :]
-    return torch.cat(outs, dim=-2)
 
 
 @lowering("attention")
