@@ -11,17 +11,19 @@
 and reduces the coefficient gradients per group, accumulating in fp32 whatever
 the input dtype; ``"compiled"`` is the same function through ``torch.compile``
 (the CPU fast path, about 10x the naive eager formula on 512 x 256); ``"auto"``
-picks ``"compiled"`` for CPU tensors of at least ``COMPILE_FROM`` elements and
-``"fused"`` otherwise (the Triton kernels for CUDA come next).
+picks ``"triton"`` for CUDA tensors (kernels in ``triton_rational.py``; on a CPU
+they run under Triton's interpreter with ``TRITON_INTERPRET=1``), and for CPU
+tensors ``"compiled"`` from ``COMPILE_FROM`` elements on, ``"fused"`` below.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
-IMPLS = ("auto", "torch", "fused", "compiled")
+IMPLS = ("auto", "torch", "fused", "compiled", "triton")
 #: "auto" compiles on CPU from this many elements on: a first compile costs seconds
 #: (once per process and rank), which only pays off on training-sized tensors
 COMPILE_FROM = 1 << 16
@@ -37,7 +39,17 @@ def rational(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor
     if impl == "torch":
         return _reference(x, numerator, denominator)
     if impl == "auto":
-        impl = "compiled" if x.device.type == "cpu" and x.numel() >= COMPILE_FROM else "fused"
+        if x.device.type == "cuda":
+            impl = "triton"
+        else:
+            impl = "compiled" if x.numel() >= COMPILE_FROM else "fused"
+    if impl == "triton":
+        if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError("impl='triton' needs a CUDA tensor, or TRITON_INTERPRET=1 set "
+                             "before the kernels load (Triton's CPU interpreter)")
+        from .triton_rational import TritonRational  # triton loads only here
+
+        return TritonRational.apply(x, numerator, denominator)
     if impl in ("fused", "compiled"):
         return _Rational.apply(x, numerator, denominator, impl == "compiled")
     raise ValueError(f"unknown impl {impl!r}; expected one of {', '.join(IMPLS)}")
