@@ -26,11 +26,15 @@ SYMBOL_CALLS = (
     "maximize", "minimize",  # objectives
 )
 
-DATASETS = ("digits", "spirals", "moons", "blobs", "xor", "parity")
+#: bundled data sets (no download): digits, KAN-style function fitting, associative
+#: recall, and small synthetic classification tasks; see docs/search.md
+DATASETS = ("digits", "kan_fit", "recall", "spirals", "moons", "blobs", "xor", "parity")
 OPTIMIZERS = {"adamw": ("lr", "weight_decay", "betas", "eps"),
               "adam": ("lr", "weight_decay", "betas", "eps"),
               "sgd": ("lr", "weight_decay", "momentum", "nesterov")}
-LOSSES = ("cross_entropy", "mse")
+LOSSES = ("auto", "cross_entropy", "mse")
+SCHEDULES = ("cosine", "constant")
+PRUNERS = ("none", "asha", "median")
 STRATEGIES = ("random", "grid", "tpe", "mcts", "evolution", "nsga2", "oneshot")
 METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy", "params",
            "trainable_params", "flops", "memory", "train_time", "latency")
@@ -197,7 +201,9 @@ TRAIN_KEYS: dict[str, Key] = {
     "epochs": Key(_int(1), 10, "passes over the training data"),
     "batch": Key(_int(1), 64, "batch size"),
     "optimizer": Key(_optimizer, SymbolCall("adamw", (), (("lr", 1e-3),)), "optimizer"),
-    "loss": Key(_symbol(LOSSES, "loss"), Symbol("cross_entropy"), "loss"),
+    "loss": Key(_symbol(LOSSES, "loss"), Symbol("auto"),
+                "loss (auto: cross_entropy for classes, mse for regression)"),
+    "schedule": Key(_symbol(SCHEDULES, "schedule"), Symbol("cosine"), "learning-rate schedule"),
     "seed": Key(_int(0), 0, "random seed of training"),
     "val_split": Key(_number(0.0, 1.0, open_lo=True), 0.2, "fraction held out"),
     "grad_clip": Key(_number(0.0, open_lo=True), None, "gradient norm clip"),
@@ -213,6 +219,7 @@ SEARCH_KEYS: dict[str, Key] = {
     "timeout": Key(_number(0.0, open_lo=True), None, "seconds for the whole search"),
     "backend": Key(_symbol(("local", "ray"), "backend"), Symbol("local"), "executor"),
     "workers": Key(_int(1), 1, "trials run at once"),
+    "pruner": Key(_symbol(PRUNERS, "pruner"), Symbol("none"), "early stopping of trials"),
 }
 
 
