@@ -8,6 +8,7 @@ Example:
     774
     >>> graph = spec.build(space.sample(seed=0))
     >>> graph.params, graph.flops, graph.hash
+    >>> result = autoarch.search(spec, strategy="tpe", trials=20, db="runs.db")
 """
 
 from .compiler.deciders import FirstDecider, FixedDecider, OptunaDecider, RandomDecider
@@ -58,9 +59,11 @@ def load_model(path):
 
     return load(path)
 
+from . import search  # noqa: E402  (callable: autoarch.search(spec, ...))
+
 __all__ = [
     "AssignmentError", "CandidateError", "Condition", "Decision", "FirstDecider",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
-    "SpecTypeError", "SpecValueError", "compile", "load", "load_model", "loads", "save_model",
+    "SpecTypeError", "SpecValueError", "compile", "load", "load_model", "loads", "save_model", "search",
 ]

@@ -1,1 +1,51 @@
-"""Search strategies, trainer and history store (see the search issue)."""
+"""Search: strategies as Optuna samplers, the trainer, and the SQLite history.
+
+``autoarch.search`` is both this package and the search function::
+
+    >>> result = autoarch.search(spec, strategy="tpe", trials=20, db="runs.db")
+    >>> from autoarch.search import MCTSSampler, EvolutionSampler   # plain Optuna samplers
+
+Heavy parts (optuna, torch) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
+_LAZY = {
+    "MCTSSampler": ".strategies.mcts",
+    "EvolutionSampler": ".strategies.evolution",
+    "GridSampler": ".strategies.grid",
+    "History": ".history",
+    "SearchError": ".engine",
+    "SearchResult": ".engine",
+    "Reporter": ".engine",
+    "TrialOutcome": ".engine",
+    "search": ".engine",
+    "load_data": ".data",
+    "Dataset": ".data",
+    "train": ".trainer",
+    "TrainingFailed": ".trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _SearchModule(types.ModuleType):
+    """Calling the module runs :func:`autoarch.search.engine.search`."""
+
+    def __call__(self, spec: Any, **kwargs: Any) -> Any:
+        from .engine import search
+
+        return search(spec, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SearchModule
+__all__ = sorted(_LAZY)

@@ -8,7 +8,7 @@ load its weights, with no pickled code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -21,15 +21,16 @@ from .lower import lower_graph
 FORMAT = "autoarch.model"
 
 
-def save_model(model: nn.Module, spec: Spec, choices: dict[str, Any], path: str | Path,
-               *, seed: int | None = None) -> None:
+def save_model(model: nn.Module, spec: Spec, choices: dict[str, Any],
+               path: str | Path | BinaryIO, *, seed: int | None = None) -> None:
+    """Write the model dict to ``path`` (a file name or a binary file object)."""
     from ... import __version__
 
     torch.save({
         "format": FORMAT, "version": __version__, "spec": spec.source,
         "filename": spec.filename, "choices": {k: to_json(v) for k, v in choices.items()},
         "seed": seed, "state_dict": model.state_dict(),
-    }, Path(path))
+    }, path if hasattr(path, "write") else Path(path))
 
 
 def load_model(path: str | Path) -> nn.Module:

@@ -5,3 +5,26 @@ Every strategy is an Optuna sampler driving the one elaboration path
 
     make_sampler(spec, *, seed, n_objectives) -> optuna.samplers.BaseSampler
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ...compiler.config import STRATEGIES
+from ...dsl.errors import SpecError, suggest
+
+#: strategy name -> module of this package (``oneshot`` trains a supernet instead)
+MODULES = {name: name for name in STRATEGIES if name != "oneshot"}
+
+
+def make_sampler(name: str, spec: Any, *, seed: int | None, n_objectives: int) -> Any:
+    """The Optuna sampler of strategy ``name`` for ``spec``'s space."""
+    if name not in MODULES:
+        if name in STRATEGIES:
+            raise SpecError(f"strategy {name} is not available in this version",
+                            hint="one of " + ", ".join(MODULES))
+        raise SpecError(f"unknown strategy '{name}'",
+                        hint=suggest(name, MODULES, listing="expected one of"))
+    module = importlib.import_module(f"{__name__}.{MODULES[name]}")
+    return module.make_sampler(spec, seed=seed, n_objectives=n_objectives)
