@@ -66,6 +66,15 @@ def objectives_of(value: Any) -> list[Objective]:
     return [Objective(it.name, it.args[0].name) for it in items]
 
 
+def objectives_of_text(text: str) -> list[Objective]:
+    """Objectives as a run row stores them (``["maximize(val_accuracy)"]``)."""
+    out = []
+    for item in loads(text):
+        direction, _, rest = item.partition("(")
+        out.append(Objective(direction, rest.rstrip(")")))
+    return out
+
+
 @dataclass
 class Options:
     """What one search does; the spec's `search` block, overridden by arguments."""

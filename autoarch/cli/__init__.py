@@ -13,17 +13,20 @@ import typer
 
 from autoarch.dsl.errors import SpecError
 
-from . import check, compile, ops, sample, show
+from . import best, check, compile, history, ops, sample, search, show
 from ._console import err
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Declarative architecture specs: check, inspect and sample search spaces; "
-                       "list the ops a spec can call.")
+                  help="Declarative architecture specs: check, inspect and sample search spaces, "
+                       "compile candidates, search them and query the history.")
 app.command("check")(check.check)
 app.command("show")(show.show)
 app.command("sample")(sample.sample)
 app.command("ops")(ops.ops)
 app.command("compile")(compile.compile_)
+app.command("search")(search.search_)
+app.command("history")(history.history)
+app.command("best")(best.best)
 
 
 def main() -> None:

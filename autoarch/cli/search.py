@@ -1,0 +1,106 @@
+"""`autoarch search FILE`: search the space, train candidates, record them in SQLite."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ._common import load_spec
+from ._console import out
+from ._runs import best_table, fmt_objective, short_choices
+
+
+class _Bar:
+    """Progress bar (trial i/N, best so far, elapsed, ETA) and one line per trial."""
+
+    def __init__(self, objectives: list[Any]):
+        self.objectives = objectives
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(), console=out, transient=False)
+        self.task: Any = None
+        self.t0 = time.monotonic()
+
+    def start(self, run: str, requested: int, counted: int, resumed: bool) -> None:
+        verb = "resuming" if resumed else "starting"
+        out.print(f"{verb} run {run}: {counted}/{requested} trials done", markup=False)
+        self.progress.start()
+        self.task = self.progress.add_task("trials", total=requested, completed=counted,
+                                           best="-")
+
+    def trial(self, o: Any, counted: int, best: list[float] | None) -> None:
+        text = f"#{o.number:<4} {o.state:<9}"
+        if o.objective is not None:
+            text += " " + fmt_objective(self.objectives, o.objective)
+        if o.params is not None:
+            text += f"  params {o.params:,}"
+        if o.duplicate_of is not None:
+            text += f"  (same candidate as #{o.duplicate_of})"
+        if o.error:
+            text += f"  {o.error}"
+        if o.state not in ("invalid",):
+            text += f"  {o.duration_s:.1f}s"
+        text += "  " + short_choices(o.choices)
+        self.progress.console.print(text, markup=False, highlight=False)
+        self.progress.update(self.task, completed=counted,
+                             best=fmt_objective(self.objectives, best) if best else "-")
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text, markup=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def search_(
+    file: str = typer.Argument(..., help="the .spec file"),
+    strategy: str | None = typer.Option(None, "--strategy", "-s",
+                                        help="random, grid, tpe, mcts, evolution or nsga2"),
+    trials: int | None = typer.Option(None, "--trials", "-n",
+                                      help="trials that run to their end"),
+    epochs: int | None = typer.Option(None, "--epochs", "-e", help="override train epochs"),
+    db: str = typer.Option("autoarch.db", "--db", help="history database (SQLite)"),
+    name: str | None = typer.Option(None, "--name", help="run name; an existing one resumes"),
+    seed: int | None = typer.Option(None, "--seed", help="seed of the search"),
+    timeout: float | None = typer.Option(None, "--timeout", help="seconds for the search"),
+    pruner: str | None = typer.Option(None, "--pruner", help="none, asha or median"),
+) -> None:
+    """Search the spec's space: train candidates and record every trial in --db."""
+    import autoarch
+    from autoarch.search.engine import objectives_of
+
+    spec = load_spec(file)
+    objectives = objectives_of(spec.search_config()["objective"])
+    bar = _Bar(objectives)
+    try:
+        result = autoarch.search(spec, strategy=strategy, trials=trials, epochs=epochs, db=db,
+                                 name=name, seed=seed, timeout=timeout, pruner=pruner,
+                                 reporter=bar)
+    finally:
+        bar.stop()
+    if result.stopped:
+        out.print(f"stopped: {result.stopped}", markup=False)
+    states: dict[str, int] = {}
+    for o in result.outcomes:
+        states[o.state] = states.get(o.state, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    out.print(f"run {result.run}: {result.counted}/{result.requested} trials done"
+              + (f" ({summary} in this session)" if summary else ""), markup=False)
+    if result.best:
+        out.print(best_table(result.best, result.objectives))
+    else:
+        out.print("no trial completed", markup=False)
+    out.print(f"history: {result.db} (run {result.run}); "
+              f"`autoarch best {result.db} --run {result.run} -o best.pt` exports the best",
+              markup=False)
