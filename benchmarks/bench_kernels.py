@@ -7,7 +7,8 @@ Prints, in one run, forward + backward times and ratios:
 2. ``kan(x, d, basis = rational, hidden = 4d)`` vs ``mlp(x, hidden = 4d)`` on the same
    [batch, tokens, d] input, compiled by autoarch -- goal <= 2x on CPU;
 3. causal gated linear attention: autoarch's chunked form vs the step-by-step
-   recurrence.
+   recurrence; with a CUDA device also the Triton kernel vs both, on the GPU
+   (nothing changes in the CPU output).
 Run: ``python benchmarks/bench_kernels.py``. The first run compiles (tens of seconds).
 """
 
@@ -24,13 +25,17 @@ from autoarch.kernels import gla, rational
 torch.manual_seed(0)
 
 
-def timed(fn, repeats: int = 30) -> float:
+def timed(fn, repeats: int = 30, cuda: bool = False) -> float:
     for _ in range(3):
         fn()
     samples = []
     for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
         t = time.perf_counter()
         fn()
+        if cuda:
+            torch.cuda.synchronize()
         samples.append(time.perf_counter() - t)
     return statistics.median(samples)
 
@@ -81,7 +86,25 @@ def bench_gla(n: int = 256) -> None:
           f"{chunked * 1e3:.1f} ms -> {step / chunked:.1f}x")
 
 
+def bench_gla_triton(n: int = 2048, batch: int = 4, heads: int = 8, f: int = 64) -> None:
+    """Triton kernel vs chunked torch vs recurrence on the GPU (fwd + bwd, fp32)."""
+    dev = torch.device("cuda")
+    fq = torch.rand(batch, heads, n, f, device=dev) + 0.1
+    fk = torch.rand(batch, heads, n, f, device=dev) + 0.1
+    v = torch.randn(batch, heads, n, f, device=dev)
+    g = -torch.rand(batch, heads, n, f, device=dev) * 0.1
+    times = {impl: timed(fwd_bwd(lambda *t, impl=impl: gla(*t, impl=impl), fq, fk, v, g),
+                         repeats=reps, cuda=True)
+             for impl, reps in (("triton", 20), ("chunked", 5), ("torch", 2))}
+    print(f"gla causal [{batch}, {heads}, {n}, {f}] cuda fwd+bwd: recurrent "
+          f"{times['torch'] * 1e3:.1f} ms, chunked {times['chunked'] * 1e3:.1f} ms, triton "
+          f"{times['triton'] * 1e3:.2f} ms -> {times['chunked'] / times['triton']:.1f}x "
+          f"chunked, {times['torch'] / times['triton']:.1f}x recurrent")
+
+
 if __name__ == "__main__":
     bench_rational()
     bench_kan_vs_mlp()
     bench_gla()
+    if torch.cuda.is_available():
+        bench_gla_triton()

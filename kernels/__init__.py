@@ -2,7 +2,7 @@
 
 ``rational``: the group-rational unit of KAT, with its closed-form backward;
 ``fit_rational``: its coefficients fitted to common activations (shipped data);
-``gla``: gated linear attention, recurrent reference and chunked form.
+``gla``: gated linear attention, recurrent reference, chunked form and Triton kernel.
 Importing this package imports torch (not triton); ``import autoarch`` does not.
 """
 
