@@ -1,0 +1,335 @@
+"""Data sets of the search: bundled tasks checked against their formulas, csv and npz files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import autoarch
+from autoarch.compiler.values import Symbol, SymbolCall
+from autoarch.search.data import Dataset, load_data
+
+BUNDLED = ("digits", "kan_fit", "recall", "spirals", "moons", "blobs", "xor", "parity")
+
+
+def held(n: int, frac: float) -> int:
+    """Rows a split of n rows holds out: n * frac rounded half up (documented in docs/data.md)."""
+    return math.floor(n * frac + 0.5)
+
+
+def all_rows(d: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    x = torch.cat([d.x_train, d.x_val, d.x_test]).double().numpy()
+    y = torch.cat([d.y_train, d.y_val, d.y_test]).numpy()
+    return x, y
+
+
+# ---- split and digits ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_shapes_dtypes_and_split_sizes(name):
+    d = load_data(Symbol(name))
+    n = len(d.x_train) + len(d.x_val) + len(d.x_test)
+    assert len(d.x_test) == held(n, 0.2)
+    assert len(d.x_val) == held(n - len(d.x_test), 0.2)
+    for x, y in ((d.x_train, d.y_train), (d.x_val, d.y_val), (d.x_test, d.y_test)):
+        assert x.dtype == torch.float32 and len(x) == len(y)
+        assert tuple(x.shape[1:]) == d.input_shape
+        assert torch.isfinite(x).all()
+    if d.task == "classification":
+        assert d.y_train.dtype == torch.int64 and d.y_train.dim() == 1
+        assert d.output_shape == (d.n_classes,)
+        for y in (d.y_train, d.y_val, d.y_test):  # stratified: every class in every split
+            assert set(y.tolist()) == set(range(d.n_classes))
+    else:
+        assert d.y_train.dtype == torch.float32 and d.output_shape == tuple(d.y_train.shape[1:])
+
+
+def test_digits_sizes_and_classes():
+    d = load_data(Symbol("digits"))
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (1150, 288, 359)
+    assert d.input_shape == (64,) and d.output_shape == (10,) and d.task == "classification"
+
+
+def test_digits_split_is_stratified():
+    for val_split in (0.2, 0.1, 0.35):
+        d = load_data(Symbol("digits"), val_split=val_split)
+        counts = [np.bincount(y.numpy(), minlength=10) for y in (d.y_train, d.y_val, d.y_test)]
+        total = sum(counts)
+        # each class gives its share of rows to the test split and then to val, to within a row
+        assert np.all(np.abs(counts[2] - 0.2 * total) <= 1.0)
+        assert np.all(np.abs(counts[1] - val_split * (counts[0] + counts[1])) <= 1.0)
+
+
+def test_digits_rows_are_sklearns_standardized_with_train_statistics_and_disjoint():
+    from sklearn.datasets import load_digits
+
+    raw_x, raw_y = load_digits(return_X_y=True)
+    d = load_data(Symbol("digits"))
+    z, y = all_rows(d)
+    assert len(z) == len(raw_x) == 1797
+    # each column is an affine map of sklearn's pixel column: recover it from the sorted values
+    recovered = np.zeros_like(z)
+    for j in range(64):
+        xs, zs = np.sort(raw_x[:, j]), np.sort(z[:, j])
+        if xs[0] == xs[-1]:
+            assert np.all(zs == zs[0])
+            recovered[:, j] = xs[0]
+            continue
+        a, b = np.polyfit(xs, zs, 1)
+        recovered[:, j] = (z[:, j] - b) / a
+    assert np.abs(recovered - np.round(recovered)).max() < 1e-3
+    recovered = np.round(recovered)
+    # the three splits together are exactly sklearn's rows with their labels, each once
+    mine = np.column_stack([recovered, y])
+    ref = np.column_stack([raw_x, raw_y])
+    assert np.array_equal(mine[np.lexsort(mine.T[::-1])], ref[np.lexsort(ref.T[::-1])])
+    # the standardization uses the train split's mean and (population) std
+    n_tr = len(d.x_train)
+    raw_train = recovered[:n_tr]
+    mean, std = raw_train.mean(0), raw_train.std(0)
+    std = np.where(std > 0, std, 1.0)
+    np.testing.assert_allclose(z, (recovered - mean) / std, atol=1e-5)
+    tr = d.x_train.double()
+    varying = raw_train.std(0) > 0
+    np.testing.assert_allclose(tr.mean(0).numpy(), 0.0, atol=1e-5)
+    np.testing.assert_allclose(tr.std(0, correction=0).numpy()[varying], 1.0, atol=1e-5)
+    assert np.all(tr.numpy()[:, ~varying] == 0.0)
+
+
+def test_digits_split_is_fixed_across_calls_and_val_split_keeps_the_test_split():
+    a = load_data(Symbol("digits"))
+    b = load_data("digits", val_split=0.2, seed=0)
+    for t in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(a, t), getattr(b, t))
+    c = load_data(Symbol("digits"), val_split=0.3)
+    # standardization changes with the train rows, the test labels' order does not
+    assert torch.equal(a.y_test, c.y_test)
+    assert len(c.x_val) == held(len(c.x_train) + len(c.x_val), 0.3)
+
+
+# ---- synthetic tasks against their formulas ----------------------------------------
+
+
+def test_kan_fit_targets_are_the_formula():
+    d = load_data(Symbol("kan_fit"))
+    x, _ = all_rows(d)
+    y = torch.cat([d.y_train, d.y_val, d.y_test]).double().numpy()
+    assert d.task == "regression" and d.input_shape == (2,) and d.output_shape == (1,)
+    assert len(x) == 3000 and x.min() >= -1 and x.max() <= 1
+    np.testing.assert_allclose(y[:, 0], np.exp(np.sin(np.pi * x[:, 0]) + x[:, 1] ** 2),
+                               rtol=1e-5)
+    assert abs(x.mean()) < 0.05 and x.std() > 0.5  # uniform on [-1, 1]: std 0.577
+
+
+def test_recall_target_is_the_value_paired_with_the_query_key():
+    d = load_data(Symbol("recall"))
+    x, y = all_rows(d)
+    assert d.input_shape == (9, 24) and d.output_shape == (8,)
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    key_part, value_part = x[:, :, :16], x[:, :, 16:]
+    # 8 pair tokens, each with exactly one key and one value; the query has one key, no value
+    assert np.all(key_part.sum(-1) == 1)
+    assert np.all(value_part[:, :8].sum(-1) == 1) and np.all(value_part[:, 8] == 0)
+    for seq, label in zip(x, y, strict=True):
+        keys = [int(np.flatnonzero(tok[:16])[0]) for tok in seq[:8]]
+        values = [int(np.flatnonzero(tok[16:])[0]) for tok in seq[:8]]
+        query = int(np.flatnonzero(seq[8, :16])[0])
+        assert len(set(keys)) == 8 and query in keys
+        assert label == values[keys.index(query)]
+    assert len(np.unique(y)) == 8
+
+
+def test_parity_labels_are_the_xor_of_the_bits():
+    d = load_data(Symbol("parity"))
+    x, y = all_rows(d)
+    bits = (x > 0).astype(int)
+    assert set(np.unique(x)) == {-1.0, 1.0}
+    expected = np.bitwise_xor.reduce(bits, axis=1)
+    assert np.array_equal(y, expected)
+    # every pattern of the bits exactly once: no input is in two splits
+    assert len({tuple(r) for r in bits}) == len(bits) == 2 ** x.shape[1]
+
+
+def test_xor_labels_follow_the_quadrants():
+    d = load_data(Symbol("xor"))
+    x, y = all_rows(d)
+    label = (x[:, 0] > 0) != (x[:, 1] > 0)
+    far = (np.abs(x[:, 0]) > 0.5) & (np.abs(x[:, 1]) > 0.5)  # 5 noise std from an axis
+    assert far.sum() > 100 and np.array_equal(y[far], label[far])
+    assert (y == label).mean() > 0.9
+
+
+def test_spirals_points_lie_on_their_own_arm():
+    d = load_data(Symbol("spirals"))
+    x, y = all_rows(d)
+    t = np.linspace(0, 1, 4001)
+    arms = [np.stack([t * np.cos(3.5 * np.pi * t + np.pi * c),
+                      t * np.sin(3.5 * np.pi * t + np.pi * c)], 1) for c in (0, 1)]
+    dist = np.stack([np.min(np.linalg.norm(x[:, None] - a[None], axis=-1), axis=1)
+                     for a in arms], 1)
+    assert (dist.argmin(1) == y).mean() > 0.97
+    assert np.median(dist[np.arange(len(y)), y]) < 0.05
+    assert np.bincount(y).tolist() == [500, 500]
+
+
+def test_moons_and_blobs_geometry():
+    x, y = all_rows(load_data(Symbol("moons")))
+    r0 = np.linalg.norm(x[y == 0], axis=1)  # upper moon: unit circle around (0, 0)
+    r1 = np.linalg.norm(x[y == 1] - [1.0, 0.5], axis=1)  # lower moon: around (1, 0.5)
+    assert abs(np.median(r0) - 1) < 0.05 and abs(np.median(r1) - 1) < 0.05
+    assert x[y == 0, 1].mean() > 0.4 and x[y == 1, 1].mean() < 0.1
+    d = load_data(Symbol("blobs"))
+    x, y = all_rows(d)
+    centers = np.array([(-3, 0), (3, 0), (0, 3), (0, -3)])
+    assert d.n_classes == 4
+    for k in range(4):
+        assert np.linalg.norm(x[y == k].mean(0) - centers[k]) < 0.2
+        assert np.all(np.abs(x[y == k].std(0) - 1.0) < 0.15)
+
+
+def test_bundled_sets_are_cached():
+    assert load_data(Symbol("recall")) is load_data(Symbol("recall"))
+
+
+# ---- csv ---------------------------------------------------------------------------
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    path.write_text("\n".join([",".join(header)] + [",".join(map(str, r)) for r in rows]) + "\n")
+    return path
+
+
+def test_csv_regression_rows_stay_aligned(tmp_path):
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(5, 3, 100), rng.uniform(-10, 10, 100)
+    target = 3 * a - b + 0.5
+    write_csv(tmp_path / "r.csv", ["a", "b", "price"],
+              [[f"{p:.6f}", f"{q:.6f}", f"{t:.6f}"] for p, q, t in zip(a, b, target, strict=True)])
+    d = load_data(SymbolCall("csv", ("r.csv",), (("target", "price"),)), base_dir=tmp_path)
+    assert d.task == "regression" and d.input_shape == (2,) and d.output_shape == (1,)
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (64, 16, 20)
+    assert d.name.startswith("csv:")
+    # standardized features: mean 0, std 1 on train
+    np.testing.assert_allclose(d.x_train.double().mean(0).numpy(), 0, atol=1e-5)
+    np.testing.assert_allclose(d.x_train.double().std(0, correction=0).numpy(), 1, atol=1e-5)
+    # the target is still an exact affine function of each row's (standardized) features
+    x, _ = all_rows(d)
+    y = torch.cat([d.y_train, d.y_val, d.y_test]).double().numpy()[:, 0]
+    design = np.column_stack([x, np.ones(len(x))])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    assert np.abs(design @ coef - y).max() < 1e-3
+    np.testing.assert_allclose(np.sort(y), np.sort(target), atol=1e-4)
+
+
+def test_csv_string_and_integer_targets_are_classes(tmp_path):
+    rng = np.random.default_rng(2)
+    k = np.repeat([0, 1, 2], 30)
+    names = np.array(["cat", "dog", "eel"])
+    rows = [[f"{kk + rng.uniform(0, 0.5):.4f}", f"{rng.normal():.4f}", names[kk]] for kk in k]
+    write_csv(tmp_path / "c.csv", ["size", "noise", "animal"], rows)
+    d = load_data(SymbolCall("csv", ("c.csv",), (("target", "animal"),)), base_dir=tmp_path)
+    assert d.task == "classification" and d.n_classes == 3 and d.output_shape == (3,)
+    x, y = all_rows(d)
+    # labels sorted alphabetically: cat 0, dog 1, eel 2; "size" orders them
+    assert np.array_equal(y[np.argsort(x[:, 0])], np.repeat([0, 1, 2], 30))
+    assert np.bincount(d.y_test.numpy()).tolist() == [6, 6, 6]  # stratified
+    # integer labels with few values are classes too, indexed in sorted order
+    write_csv(tmp_path / "i.csv", ["f", "label"], [[i, 10 if i % 2 else 3] for i in range(40)])
+    d = load_data(SymbolCall("csv", ("i.csv", "label")), base_dir=tmp_path)
+    x, y = all_rows(d)
+    assert d.n_classes == 2
+    odd = np.argsort(np.argsort(x[:, 0])) % 2 == 1  # rank of f is f itself
+    assert np.array_equal(y, odd.astype(int))
+
+
+@pytest.mark.parametrize("text, target, message", [
+    ("a,b,label\n" + "1,2,0\n" * 20, "lable", "no column 'lable'"),
+    ("1,2,3\n" + "1,2,0\n" * 20, "label", "no header row"),
+    ("a,b,label\n" + "1,x,0\n" * 20, "label", "column 'b' is 'x'"),
+    ("a,b,label\n" + "1,,0\n" * 20, "label", "column 'b' is empty"),
+    ("a,b,label\n" + "1,2,0\n" * 5, "label", "5 data rows"),
+    ("a,b,label\n" + "1,2\n" * 20, "label", "2 values but the header has 3"),
+    ("a,b,label\n" + "1,2,7\n" * 20, "label", "single value"),
+    ("", "label", "is empty"),
+])
+def test_csv_mistakes_are_spec_errors(tmp_path, text, target, message):
+    (tmp_path / "bad.csv").write_text(text)
+    with pytest.raises(autoarch.SpecError, match=message) as e:
+        load_data(SymbolCall("csv", ("bad.csv",), (("target", target),)), base_dir=tmp_path)
+    if target == "lable":
+        assert "did you mean 'label'" in str(e.value)
+
+
+def test_missing_file_and_unknown_data_set_are_spec_errors(tmp_path):
+    with pytest.raises(autoarch.SpecError, match="data file not found") as e:
+        load_data(SymbolCall("csv", ("nope.csv",), (("target", "y"),)), base_dir=tmp_path)
+    assert "spec file's folder" in str(e.value)
+    with pytest.raises(autoarch.SpecError, match="data file not found"):
+        load_data(SymbolCall("npz", ("nope.npz",)), base_dir=tmp_path)
+    with pytest.raises(autoarch.SpecError, match="unknown data set 'digit'") as e:
+        load_data(Symbol("digit"))
+    assert "did you mean 'digits'" in str(e.value)
+
+
+# ---- npz ---------------------------------------------------------------------------
+
+
+def test_npz_sequences_classification(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 5, 3)).astype(np.float32)
+    labels = np.where(x[:, 0, 0] > 0, 7, 3)  # non-contiguous labels: mapped 3 -> 0, 7 -> 1
+    np.savez(tmp_path / "s.npz", x=x, y=labels)
+    d = load_data(SymbolCall("npz", ("s.npz",)), base_dir=tmp_path)
+    assert d.task == "classification" and d.n_classes == 2
+    assert d.input_shape == (5, 3) and d.output_shape == (2,)
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (32, 8, 10)
+    xs, y = all_rows(d)
+    assert np.array_equal(y, (xs[:, 0, 0] > 0).astype(int))
+    # rows are the file's rows, unchanged (npz arrays are used as given)
+    assert sorted(map(tuple, xs.reshape(50, -1).round(6))) == \
+        sorted(map(tuple, x.astype(np.float64).reshape(50, -1).round(6)))
+
+
+def test_npz_regression_with_given_val_and_test(tmp_path):
+    rng = np.random.default_rng(4)
+    arrays = {}
+    for suffix, n in (("", 30), ("_val", 7), ("_test", 9)):
+        xx = rng.normal(size=(n, 4))
+        arrays["X" + suffix] = xx
+        arrays["y" + suffix] = np.stack([xx.sum(1), xx[:, 0]], 1)
+    np.savez(tmp_path / "r.npz", **arrays)
+    d = load_data(SymbolCall("npz", (str(tmp_path / "r.npz"),)))
+    assert d.task == "regression" and d.output_shape == (2,) and d.n_classes is None
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (30, 7, 9)
+    np.testing.assert_allclose(d.x_val.numpy(), arrays["X_val"], rtol=1e-6)
+    np.testing.assert_allclose(d.y_test.numpy(), arrays["y_test"], rtol=1e-6)
+    np.testing.assert_allclose(d.y_train[:, 0].numpy(), d.x_train.sum(1).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"inputs": np.zeros((20, 2)), "y": np.zeros(20)}, "no array 'x'"),
+    ({"x": np.zeros((20, 2))}, "no array 'y'"),
+    ({"x": np.zeros((20, 2)), "y": np.zeros(19)}, "x has 20 rows but y has 19"),
+    ({"x": np.zeros((4, 2)), "y": np.arange(4)}, "4 rows"),
+    ({"x": np.full((20, 2), np.nan), "y": np.arange(20) % 2}, "NaN"),
+    ({"x": np.zeros((20, 2)), "y": np.zeros(20, dtype=int)}, "single class"),
+    ({"x": np.zeros((20, 2)), "y": np.arange(20) % 2, "x_val": np.zeros((5, 3)),
+      "y_val": np.arange(5) % 2}, "x_val has examples of shape"),
+    ({"x": np.zeros((20, 2)), "y": np.arange(20) % 2, "x_test": np.zeros((5, 2))},
+     "x_test without y_test"),
+])
+def test_npz_mistakes_are_spec_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(autoarch.SpecError, match=message):
+        load_data(SymbolCall("npz", ("bad.npz",)), base_dir=tmp_path)
+
+
+def test_npz_that_is_not_an_archive_is_a_spec_error(tmp_path):
+    (tmp_path / "text.npz").write_text("a,b\n1,2\n")
+    with pytest.raises(autoarch.SpecError, match="cannot read text.npz"):
+        load_data(SymbolCall("npz", ("text.npz",)), base_dir=tmp_path)
