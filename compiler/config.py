@@ -27,7 +27,7 @@ SYMBOL_CALLS = (
 )
 
 #: bundled data sets (no download): digits, KAN-style function fitting, associative
-#: recall, and small synthetic classification tasks; see docs/search.md
+#: recall, and small synthetic classification tasks; see docs/data.md
 DATASETS = ("digits", "kan_fit", "recall", "spirals", "moons", "blobs", "xor", "parity")
 OPTIMIZERS = {"adamw": ("lr", "weight_decay", "betas", "eps"),
               "adam": ("lr", "weight_decay", "betas", "eps"),

@@ -118,6 +118,11 @@ def lower_graph(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
             values[i] = spec.lower(em, nd, inputs)
     module = fx.GraphModule(em.root, em.graph, class_name=_class_name(graph.model))
     module.autoarch_choices = dict(graph.choices)
+    # the feature shapes the model declares (batch excluded): what the trainer checks
+    # its data against before training
+    module.autoarch_input_shape = next(tuple(nodes[i]["shape"]) for i in range(len(graph))
+                                       if nodes[i]["op"] == "input")
+    module.autoarch_output_shape = tuple(nodes[graph.output]["shape"])
     return module
 
 
