@@ -29,7 +29,7 @@ from autoarch.compiler.deciders import OptunaDecider
 ROOT = Path(__file__).resolve().parent.parent
 
 MLP_SPACE = """
-let lr = choice(0.0003, 0.001, 0.003, 0.01)
+let lr = choice(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)
 model digits(x: [64]) -> [10] {
   h = x
   repeat choice(1, 2, 3) {
@@ -38,7 +38,7 @@ model digits(x: [64]) -> [10] {
   }
   return linear(h, 10)
 }
-train { data = digits  epochs = 2  batch = 64  optimizer = adamw(lr = lr) }
+train { data = digits  epochs = 3  batch = 64  optimizer = adamw(lr = lr) }
 search { strategy = random  trials = 25 }
 """
 
@@ -108,7 +108,7 @@ def efficiency(seeds: int, budget: int, random_budget: int) -> None:
         path.write_text(MLP_SPACE)
         spec = autoarch.load(path)
         print(f"\n(b) best validation accuracy, digits MLP space ({spec.space().count()} "
-              f"candidates, 2 epochs each), {seeds} seeds")
+              f"candidates, 3 epochs each), {seeds} seeds")
         results: dict[str, list[float]] = {}
         plan = [("random", random_budget), ("tpe", budget), ("mcts", budget),
                 ("evolution", budget)]
