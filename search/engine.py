@@ -138,6 +138,18 @@ class _Pruned(Exception):
     pass
 
 
+@dataclass
+class _Job:
+    """A checked candidate waiting to be trained."""
+
+    trial: Any
+    trial_id: int
+    out: TrialOutcome
+    graph: Graph
+    cfg: dict[str, Any]
+    t0: float
+
+
 def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None,
            epochs: int | None = None, db: str | Path = "autoarch.db", name: str | None = None,
            seed: int | None = None, timeout: float | None = None, pruner: str | None = None,
@@ -182,9 +194,10 @@ def _options(spec: Spec, **given: Any) -> Options:
             raise SearchError(f"a pruner watches a metric measured every epoch, not "
                               f"{opts.objectives[0].metric}",
                               hint="one of " + ", ".join(EPOCH_METRICS))
-    if opts.backend != "local":
-        raise SearchError(f"backend {opts.backend} is not available in this version",
-                          hint="use backend = local")
+    if opts.backend == "ray" and opts.pruner != "none":
+        raise SearchError("a pruner runs with the local backend only; Ray trials report "
+                          "their epochs when they end", hint="set pruner = none, or "
+                          "backend = local")
     return opts
 
 
@@ -341,33 +354,79 @@ class _Search:
     def _loop(self, study: Any, sampler: Any) -> str | None:
         opts, h = self.opts, self.history
         start = time.monotonic()
-        streak = 0
-        while h.counted(self.run_id) < opts.trials:
-            if opts.timeout is not None and time.monotonic() - start > opts.timeout:
-                return f"timeout after {opts.timeout:g} s"
-            exhausted = getattr(sampler, "exhausted", None)
-            if exhausted is not None and exhausted(study):
-                return "grid exhausted: every candidate was tried"
-            outcome = self._one(study)
-            self.outcomes.append(outcome)
-            streak = streak + 1 if outcome.state == "invalid" else 0
-            self.reporter.trial(outcome, h.counted(self.run_id), self._best_value())
-            if streak >= MAX_INVALID_STREAK:
-                raise SearchError(f"{streak} proposals in a row were invalid; the constraints "
-                                  "leave too little to search",
-                                  hint=f"last reason: {outcome.error}")
-        return None
+        self.streak = 0
+        pool = None
+        if opts.backend == "ray":
+            from .ray_backend import RayPool
+
+            pool = RayPool(opts.workers)
+        stopped = None
+        try:
+            while True:
+                busy = pool.busy if pool else 0
+                if h.counted(self.run_id) + busy >= opts.trials:
+                    if not busy:
+                        break
+                    self._collect(study, pool, block=True)
+                    continue
+                if opts.timeout is not None and time.monotonic() - start > opts.timeout:
+                    stopped = f"timeout after {opts.timeout:g} s"
+                    break
+                exhausted = getattr(sampler, "exhausted", None)
+                if exhausted is not None and exhausted(study):
+                    stopped = "grid exhausted: every candidate was tried"
+                    break
+                if pool is not None:
+                    self._collect(study, pool, block=busy >= pool.size)
+                    if pool.busy >= pool.size:
+                        continue
+                item = self._propose(study)
+                if isinstance(item, _Job):
+                    if pool is not None:
+                        pool.submit(item, self.spec, self.opts.epochs, self.base_dir)
+                        continue
+                    item = self._run_here(study, item)
+                self._done(item)
+            while pool is not None and pool.busy:  # a timeout lets running trials end
+                self._collect(study, pool, block=True)
+        except KeyboardInterrupt:
+            for job in pool.drop() if pool is not None else ():
+                self._interrupted(study, job)
+            raise
+        finally:
+            if pool is not None:
+                pool.close()
+        return stopped
+
+    def _done(self, outcome: TrialOutcome) -> None:
+        self.outcomes.append(outcome)
+        self.streak = self.streak + 1 if outcome.state == "invalid" else 0
+        self.reporter.trial(outcome, self.history.counted(self.run_id), self._best_value())
+        if self.streak >= MAX_INVALID_STREAK:
+            raise SearchError(f"{self.streak} proposals in a row were invalid; the "
+                              "constraints leave too little to search",
+                              hint=f"last reason: {outcome.error}")
+
+    def _collect(self, study: Any, pool: Any, *, block: bool) -> None:
+        for job, payload in pool.finished(block=block):
+            for ep in payload.get("epochs", ()):
+                self.history.add_epoch(job.trial_id, **ep)
+            if payload["ok"]:
+                self._done(self._finish(study, job, metrics=payload["metrics"],
+                                        model=payload["model"]))
+            else:
+                self._done(self._finish(study, job, error=payload["error"],
+                                        tb=payload.get("traceback")))
 
     def _best_value(self) -> list[float] | None:
         best = best_trials(self.history, self.run_id, self.opts.objectives)
         return loads(best[0]["objective"]) if best else None
 
-    def _one(self, study: Any) -> TrialOutcome:
-        from optuna.trial import TrialState
-
+    def _propose(self, study: Any) -> TrialOutcome | _Job:
+        """Ask for a trial and check it: an outcome (invalid, duplicate) or a job to train."""
         from ..dsl.errors import CandidateError
 
-        h, objs = self.history, self.opts.objectives
+        h = self.history
         trial = study.ask()
         t0 = time.monotonic()
         try:
@@ -392,36 +451,58 @@ class _Search:
                            arch_hash=arch, params=graph.params, flops=graph.flops)
         if earlier is not None:
             return self._duplicate(study, trial, trial_id, earlier, out, t0)
+        return _Job(trial, trial_id, out, graph, cfg, t0)
+
+    def _run_here(self, study: Any, job: _Job) -> TrialOutcome:
+        """Train in this process (the local backend), with per-epoch pruning."""
         try:
-            result = self._train(graph, cfg, trial, trial_id)
+            result = self._train(job.graph, job.cfg, job.trial, job.trial_id)
         except _Pruned:
-            out.state, out.metrics = "pruned", self._partial_metrics(trial_id, graph)
-            h.finish_trial(trial_id, "pruned", metrics=out.metrics)
-            study.tell(trial, state=TrialState.PRUNED)
+            return self._finish(study, job, pruned=True)
         except KeyboardInterrupt:
-            h.finish_trial(trial_id, "failed", error=INTERRUPTED)
-            study.tell(trial, state=TrialState.FAIL)
-            study.enqueue_trial(choices)
+            self._interrupted(study, job)
             raise
         except Exception as e:  # noqa: BLE001 - any failure in training ends the trial only
-            out.state, out.error = "failed", _failure(e)
-            h.finish_trial(trial_id, "failed", error=out.error,
-                           traceback=None if isinstance(e, SpecError) else
-                           traceback.format_exc(limit=20))
+            return self._finish(study, job, error=_failure(e),
+                                tb=None if isinstance(e, SpecError)
+                                else traceback.format_exc(limit=20))
+        return self._finish(study, job, metrics=result.metrics, model=result.model)
+
+    def _interrupted(self, study: Any, job: _Job) -> None:
+        from optuna.trial import TrialState
+
+        self.history.finish_trial(job.trial_id, "failed", error=INTERRUPTED)
+        study.tell(job.trial, state=TrialState.FAIL)
+        study.enqueue_trial(job.out.choices)
+
+    def _finish(self, study: Any, job: _Job, *, metrics: dict[str, Any] | None = None,
+                model: Any = None, error: str | None = None, tb: str | None = None,
+                pruned: bool = False) -> TrialOutcome:
+        """Record a trained trial's end in the history, then tell the study."""
+        from optuna.trial import TrialState
+
+        h, out, trial, tid = self.history, job.out, job.trial, job.trial_id
+        if pruned:
+            out.state, out.metrics = "pruned", self._partial_metrics(tid, job.graph)
+            h.finish_trial(tid, "pruned", metrics=out.metrics)
+            study.tell(trial, state=TrialState.PRUNED)
+        elif error is not None:
+            out.state, out.error = "failed", error
+            h.finish_trial(tid, "failed", error=error, traceback=tb)
             study.tell(trial, state=TrialState.FAIL)
         else:
-            out.metrics = {**graph.costs(), **result.metrics}
-            values = [float(out.metrics[o.metric]) for o in objs]
+            out.metrics = {**job.graph.costs(), **(metrics or {})}
+            values = [float(out.metrics[o.metric]) for o in self.opts.objectives]
             if not all(math.isfinite(v) for v in values):
                 out.state, out.error = "failed", f"objective is not finite: {values}"
-                h.finish_trial(trial_id, "failed", metrics=out.metrics, error=out.error)
+                h.finish_trial(tid, "failed", metrics=out.metrics, error=out.error)
                 study.tell(trial, state=TrialState.FAIL)
             else:
                 out.state, out.objective = "complete", values
-                h.finish_trial(trial_id, "complete", metrics=out.metrics, objective=values)
-                self._keep_weights(trial_id, result.model, graph, cfg)
+                h.finish_trial(tid, "complete", metrics=out.metrics, objective=values)
+                self._keep_weights(tid, model, job.graph, job.cfg)
                 study.tell(trial, values)
-        out.duration_s = time.monotonic() - t0
+        out.duration_s = time.monotonic() - job.t0
         return out
 
     def _train(self, graph: Graph, cfg: Mapping[str, Any], trial: Any, trial_id: int) -> Any:
@@ -493,9 +574,10 @@ class _Search:
                       cfg: Mapping[str, Any]) -> None:
         h = self.history
         best = {r["id"] for r in best_trials(h, self.run_id, self.opts.objectives)}
-        if trial_id in best:
-            h.save_weights(trial_id, self.run_id, model_bytes(model, self.spec, graph.choices,
-                                                              cfg["seed"]))
+        if trial_id in best and model is not None:
+            data = model if isinstance(model, bytes) else model_bytes(
+                model, self.spec, graph.choices, cfg["seed"])
+            h.save_weights(trial_id, self.run_id, data)
         h.keep_weights(self.run_id, best)
 
 

@@ -431,25 +431,6 @@ def test_grid_refuses_continuous_spaces():
 # ---- Ray Tune ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
-    ray = pytest.importorskip("ray")
-    tmp = str(tmp_path_factory.mktemp("ray"))
-    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_AUTH_MODE")}
-    os.environ["RAY_TMPDIR"] = tmp
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    try:
-        yield tmp
-    finally:
-        ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 class SpecSpace:
     """A define-by-run space for OptunaSearch: the spec asks the trial.
 

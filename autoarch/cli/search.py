@@ -75,6 +75,9 @@ def search_(
     seed: int | None = typer.Option(None, "--seed", help="seed of the search"),
     timeout: float | None = typer.Option(None, "--timeout", help="seconds for the search"),
     pruner: str | None = typer.Option(None, "--pruner", help="none, asha or median"),
+    backend: str | None = typer.Option(None, "--backend",
+                                       help="local (this process) or ray (Ray workers)"),
+    workers: int | None = typer.Option(None, "--workers", help="trials at once (ray)"),
 ) -> None:
     """Search the spec's space: train candidates and record every trial in --db."""
     import autoarch
@@ -86,7 +89,7 @@ def search_(
     try:
         result = autoarch.search(spec, strategy=strategy, trials=trials, epochs=epochs, db=db,
                                  name=name, seed=seed, timeout=timeout, pruner=pruner,
-                                 reporter=bar)
+                                 backend=backend, workers=workers, reporter=bar)
     finally:
         bar.stop()
     if result.stopped:
