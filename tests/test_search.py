@@ -277,7 +277,8 @@ def test_a_run_resumes_by_name_and_tops_up_to_the_new_budget(tmp_path):
         autoarch.search(other, db=db, name="r")
 
 
-def test_pruned_trials(tmp_path):
+@pytest.mark.parametrize("pruner", ["median", "asha"])
+def test_pruned_trials(tmp_path, pruner):
     # grid order: three good learning rates first, then a hopeless one
     text = """
     let lr = choice(0.01, 0.011, 0.012, 0.0000001)
@@ -285,13 +286,16 @@ def test_pruned_trials(tmp_path):
       return linear(act(linear(x, 32), relu), 10)
     }
     train { data = digits  epochs = 3  optimizer = adam(lr = lr) }
-    search { strategy = grid  trials = 4  pruner = median }
+    search { strategy = grid  trials = 4 }
     """
     spec = spec_of(tmp_path, text)
     db = tmp_path / "runs.db"
-    result = autoarch.search(spec, db=db)
+    result = autoarch.search(spec, db=db, pruner=pruner)
     trs = rows(db, "SELECT * FROM trials ORDER BY number")
-    assert [t["state"] for t in trs] == ["complete"] * 3 + ["pruned"]
+    if pruner == "median":  # the median of three good trials prunes only the bad one
+        assert [t["state"] for t in trs] == ["complete"] * 3 + ["pruned"]
+    assert trs[0]["state"] == "complete" and trs[3]["state"] == "pruned"
+    assert json.loads(trs[3]["metrics"])["epochs"] < 3
     assert result.counted == 4
     n = rows(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?", (trs[3]["id"],))[0]["n"]
     assert 1 <= n < 3
