@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import (
@@ -35,19 +34,17 @@ from optuna.samplers import BaseSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from .mcts import (
-    TrialCache,
+from ._common import (
+    StatelessSampler,
     check_single_objective,
     coerce,
     draw_new,
     feasible,
     fits,
-    fresh_seed,
     nth_value,
     sample_value,
     single_objective_only,
     size,
-    trial_key,
     trial_rng,
     vkey,
 )
@@ -74,7 +71,7 @@ class _Plan:
         self.mutated = mutated
 
 
-class EvolutionSampler(BaseSampler):
+class EvolutionSampler(StatelessSampler):
     """Regularized (aging) evolution over the decisions of a define-by-run space.
 
     Args:
@@ -90,6 +87,8 @@ class EvolutionSampler(BaseSampler):
     never join the population (a pruned trial has no final value to compete with).
     """
 
+    _who = "EvolutionSampler"
+
     def __init__(self, seed: int | None = None, *, population_size: int = 20,
                  tournament_size: int = 5, log_sigma: float = 0.25):
         if population_size < 1:
@@ -98,31 +97,14 @@ class EvolutionSampler(BaseSampler):
             raise ValueError("tournament_size must be between 1 and population_size")
         if log_sigma <= 0:
             raise ValueError("log_sigma must be > 0")
-        self._seed = fresh_seed() if seed is None else int(seed)
+        super().__init__(seed)
         self.population_size = int(population_size)
         self.tournament_size = int(tournament_size)
         self.log_sigma = float(log_sigma)
-        self._cache = TrialCache()
-
-    def reseed_rng(self) -> None:
-        self._seed = fresh_seed()
-
-    def infer_relative_search_space(self, study: Study,
-                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        check_single_objective(study, "EvolutionSampler")
-        return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if len(study.directions) == 1:
             self._plan(study, trial)  # choose the parent when the trial starts
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self._cache.drop(trial_key(study, trial))
 
     # -- the parent
 
@@ -134,10 +116,10 @@ class EvolutionSampler(BaseSampler):
         return pop[-self.population_size:]
 
     def _plan(self, study: Study, trial: FrozenTrial) -> _Plan:
-        key = trial_key(study, trial)
-        plan = self._cache.get(key)
-        if plan is not None:
-            return plan
+        return self._per_trial(study, trial, lambda: self._new_plan(study, trial))
+
+    def _new_plan(self, study: Study, trial: FrozenTrial) -> _Plan:
+        """The parent recorded in the trial's system attrs, or a new one, recorded there."""
         attrs = trial.system_attrs
         if PARENT_ATTR in attrs:
             number = attrs[PARENT_ATTR]
@@ -152,7 +134,7 @@ class EvolutionSampler(BaseSampler):
             storage = study._storage
             storage.set_trial_system_attr(trial._trial_id, PARENT_ATTR, plan.parent)
             storage.set_trial_system_attr(trial._trial_id, MUTATED_ATTR, plan.mutated)
-        return self._cache.put(key, plan)
+        return plan
 
     def _choose(self, study: Study, trial: FrozenTrial) -> _Plan:
         pop = self.population(study, exclude=trial._trial_id)

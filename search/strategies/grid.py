@@ -34,7 +34,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from .mcts import TrialCache, coerce, fits, fresh_seed, sample_value, trial_key, trial_rng, vkey
+from ._common import StatelessSampler, coerce, fits, sample_value, trial_rng, vkey
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -53,7 +53,7 @@ def _akey(assignment: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
     return frozenset((k, vkey(v)) for k, v in assignment.items())
 
 
-class GridSampler(BaseSampler):
+class GridSampler(StatelessSampler):
     """Every assignment of a lazy enumeration, once each, in order.
 
     Args:
@@ -71,15 +71,14 @@ class GridSampler(BaseSampler):
                  seed: int | None = None, check: bool = False, retries: int = 1):
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        super().__init__(seed)
         self._source = assignments
-        self._seed = fresh_seed() if seed is None else int(seed)
         self.retries = int(retries)
         self._memo: list[dict[str, Any]] = []
         self._keys: list[frozenset[tuple[str, Any]]] = []
         self._it: Iterator[Mapping[str, Any]] | None = None
         self._complete = False
         self._lock = threading.Lock()
-        self._cache = TrialCache()
         if check:
             self._get(0)
 
@@ -91,9 +90,6 @@ class GridSampler(BaseSampler):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-
-    def reseed_rng(self) -> None:
-        self._seed = fresh_seed()
 
     # -- the enumeration
 
@@ -154,13 +150,13 @@ class GridSampler(BaseSampler):
     # -- trials
 
     def _plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
-        key = trial_key(study, trial)
-        plan = self._cache.get(key)
-        if plan is not None:
-            return plan
+        return self._per_trial(study, trial, lambda: self._new_plan(study, trial))
+
+    def _new_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        """The assignment in the trial's system attrs, or the next free one, recorded there."""
         attrs = trial.system_attrs
         if ASSIGNMENT_ATTR in attrs:
-            return self._cache.put(key, dict(attrs[ASSIGNMENT_ATTR]))
+            return dict(attrs[ASSIGNMENT_ATTR])
         if "fixed_params" in attrs:  # an enqueued trial: it holds what it was given
             plan, index = dict(attrs["fixed_params"]), None
         else:
@@ -175,18 +171,10 @@ class GridSampler(BaseSampler):
         storage = study._storage
         storage.set_trial_system_attr(trial._trial_id, ASSIGNMENT_ATTR, plan)
         storage.set_trial_system_attr(trial._trial_id, INDEX_ATTR, index)
-        return self._cache.put(key, plan)
+        return plan
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._plan(study, trial)
-
-    def infer_relative_search_space(self, study: Study,
-                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return {}
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -201,7 +189,7 @@ class GridSampler(BaseSampler):
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
-        self._cache.drop(trial_key(study, trial))
+        super().after_trial(study, trial, state, values)
         local = getattr(study, "_thread_local", None)
         if local is not None and getattr(local, "in_optimize_loop", False):
             if self._first_free(*self._held(study, override=(trial._trial_id, state))) is None:
