@@ -121,9 +121,11 @@ def efficiency(seeds: int, budget: int, random_budget: int) -> None:
                 import json
 
                 results.setdefault(strategy, []).append(json.loads(acc)[0])
+                distinct = sum(o.duplicate_of is None for o in res.outcomes
+                               if o.state != "invalid")
                 print(f"    {strategy:>9} seed {seed}: best {results[strategy][-1]:.4f} "
-                      f"after {trials} trials ({time.perf_counter() - t0:.0f} s)",
-                      flush=True)
+                      f"after {trials} trials, {distinct} distinct candidates "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
         ref = statistics.mean(results["random"])
         print(f"\n    {'strategy':>9}  trials  mean best  min     vs random@{random_budget}")
         for strategy, trials in plan:
