@@ -340,8 +340,7 @@ class _Search:
         for o in self.opts.objectives:
             if o.metric.endswith("accuracy") and data.task != "classification":
                 raise SearchError(f"{o} needs a classification data set; {data.name} is "
-                                  f"{data.task}", hint="use maximize(...) of val_loss's "
-                                  "opposite: minimize(val_loss)")
+                                  f"{data.task}", hint="use objective = minimize(val_loss)")
 
     def _data(self, cfg: Mapping[str, Any]) -> Any:
         from .data import load_data
