@@ -235,7 +235,8 @@ class _Search:
 
         opts, h = self.opts, self.history
         sampler = strategies.make_sampler(opts.strategy, self.spec, seed=opts.seed,
-                                          n_objectives=len(opts.objectives))
+                                          n_objectives=len(opts.objectives),
+                                          trials=opts.trials)
         self._preflight()
         row = h.run(self.name) if self.name else None
         resumed = row is not None

@@ -471,3 +471,13 @@ def test_ray_tune_optuna_search(make, ray_session, small_spec):
     study = searcher._ot_study
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
     pickle.dumps(searcher.__dict__)  # what Ray's searcher checkpoint saves
+
+
+def test_evolution_population_follows_the_run_budget(quickstart):
+    # documented: population = min(20, max(4, trials // 4)); tournament = min(5, max(2, pop // 2))
+    by_spec = evolution.make_sampler(quickstart, seed=0, n_objectives=1)  # spec: trials = 10
+    assert (by_spec.population_size, by_spec.tournament_size) == (4, 2)
+    by_flag = evolution.make_sampler(quickstart, seed=0, n_objectives=1, trials=40)
+    assert (by_flag.population_size, by_flag.tournament_size) == (10, 5)
+    big = evolution.make_sampler(quickstart, seed=0, n_objectives=1, trials=1000)
+    assert big.population_size == 20

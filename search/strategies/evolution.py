@@ -199,18 +199,18 @@ class EvolutionSampler(StatelessSampler):
         return nth_value(dist, j + 1 if j >= i else j)
 
 
-def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int) -> BaseSampler:
+def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int,
+                 trials: int | None = None) -> BaseSampler:
     """The sampler of ``strategy = evolution``.
 
-    The population is a quarter of the spec's trial budget (``search { trials = N }``),
+    The population is a quarter of the trial budget (``trials``, by default the
+    spec's ``search { trials = N }``),
     at least 4 and at most 20, so that short searches still evolve; the tournament is
     half the population, at least 2 and at most 5.
     """
     single_objective_only("evolution", n_objectives)
-    try:
+    if trials is None:
         trials = int(spec.search_config()["trials"])
-    except Exception:  # noqa: BLE001 - the defaults are fine for an odd search block
-        trials = 80
     population = min(20, max(4, trials // 4))
     return EvolutionSampler(seed=seed, population_size=population,
                             tournament_size=min(5, max(2, population // 2)))

@@ -220,7 +220,8 @@ class SpecAssignments:
         return self._spec.space().enumerate()
 
 
-def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int) -> BaseSampler:
+def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int,
+                 trials: int | None = None) -> BaseSampler:
     """The sampler of ``strategy = grid`` (any number of objectives)."""
     from autoarch.dsl.errors import AssignmentError
 

@@ -178,7 +178,8 @@ class MCTSSampler(StatelessSampler):
         return best[rng.randrange(len(best))] if len(best) > 1 else best[0]
 
 
-def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int) -> BaseSampler:
+def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int,
+                 trials: int | None = None) -> BaseSampler:
     """The sampler of ``strategy = mcts``."""
     single_objective_only("mcts", n_objectives)
     return MCTSSampler(seed=seed)

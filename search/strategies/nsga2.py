@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def make_sampler(spec: Any, *, seed: int | None, n_objectives: int) -> Any:
+def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
+                 trials: int | None = None) -> Any:
     import optuna
 
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)

@@ -13,7 +13,8 @@ import warnings
 from typing import Any
 
 
-def make_sampler(spec: Any, *, seed: int | None, n_objectives: int) -> Any:
+def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
+                 trials: int | None = None) -> Any:
     import optuna
 
     with warnings.catch_warnings():
