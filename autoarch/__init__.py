@@ -18,6 +18,7 @@ from .compiler.space import Space
 from .compiler.spec import Spec, load, loads
 from .dsl.errors import (
     AssignmentError,
+    CommandError,
     CandidateError,
     RequireError,
     ShapeError,
@@ -62,7 +63,7 @@ def load_model(path):
 from . import search  # noqa: E402  (callable: autoarch.search(spec, ...))
 
 __all__ = [
-    "AssignmentError", "CandidateError", "Condition", "Decision", "FirstDecider",
+    "AssignmentError", "CandidateError", "CommandError", "Condition", "Decision", "FirstDecider",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
     "SpecTypeError", "SpecValueError", "compile", "load", "load_model", "loads", "save_model", "search",

@@ -128,6 +128,21 @@ class SpecLimitError(SpecError):
     """A documented limit was exceeded (see ``autoarch.compiler.limits``)."""
 
 
+class CommandError(SpecError):
+    """A problem with a command-line argument, a file or a database, not located in a spec.
+
+    It prints as one line saying what is wrong and what to do::
+
+        error: runs.db is not an autoarch history database; give --db a new file name
+    """
+
+    def format(self) -> str:
+        text = f"{self.kind}: {self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        return " ".join(text.split("\n"))
+
+
 class CandidateError(SpecError):
     """A particular candidate is invalid; the space itself may be fine."""
 
