@@ -30,6 +30,10 @@ def short_choices(choices: dict[str, Any], width: int = 100) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _parsed(v: Any) -> Any:
+    return json.loads(v) if isinstance(v, str) else v
+
+
 def best_table(rows: list[dict[str, Any]], objectives: list[Any]) -> Table:
     table = Table(title="best" if len(objectives) == 1 else "Pareto front", title_justify="left")
     table.add_column("trial", justify="right")
@@ -38,9 +42,9 @@ def best_table(rows: list[dict[str, Any]], objectives: list[Any]) -> Table:
     table.add_column("params", justify="right")
     table.add_column("flops", justify="right")
     table.add_column("choices", overflow="fold")
-    for r in rows:
-        values = json.loads(r["objective"])
-        choices = json.loads(r["choices"] or "{}")
+    for r in rows:  # history rows, their JSON columns as text or parsed
+        values = _parsed(r["objective"])
+        choices = _parsed(r["choices"]) or {}
         table.add_row(str(r["number"]), *(fmt_value(v) for v in values),
                       f"{r['params']:,}", f"{r['flops']:,}",
                       "\n".join(f"{k} = {fmt_value(v)}" for k, v in choices.items()))
