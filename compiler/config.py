@@ -22,7 +22,7 @@ DECISION_CALLS = ("choice", "int", "float", "optional")
 SYMBOL_CALLS = (
     "normal", "mup", "nm",  # init and sparsity
     "adamw", "adam", "sgd",  # optimizers
-    "csv", "npz",  # data
+    "csv", "npz", "synthetic",  # data
     "maximize", "minimize",  # objectives
 )
 
@@ -131,17 +131,74 @@ def _symbol(options: tuple[str, ...], kind: str) -> Check:
 
 
 def _data(v: Any, span: Span, what: str) -> Any:
+    """A bundled name, `csv(...)`, `npz(...)` or `synthetic(...)`.
+
+    `synthetic` comes back with integral numbers as ints. Its limits keep a set
+    below about 160 MB of float32 and give each class at least 10 rows, so that
+    the stratified split puts every class in every split; docs/data.md lists them.
+    """
     if not isinstance(v, SymbolCall):
         return _symbol(DATASETS, "data set")(v, span, what)
-    if v.name not in ("csv", "npz"):
+    if v.name not in ("csv", "npz", "synthetic"):
         raise SpecNameError(f"unknown data source '{v.name}(...)'", span,
                             hint='use digits, csv("file.csv", target = "label"), '
-                                 'npz("file.npz") or a synthetic task')
-    if not isinstance(v.get("path", 0), str):
-        raise SpecTypeError(f"{v.name}() needs a file name string first", span)
-    if v.name == "csv" and not isinstance(v.get("target", 1), str):
-        raise SpecTypeError('csv() needs target = "column"', span)
-    return v
+                                 'npz("file.npz"), synthetic(shape = [3, 32, 32], classes = 10) '
+                                 "or another bundled set")
+    if v.name != "synthetic":
+        if not isinstance(v.get("path", 0), str):
+            raise SpecTypeError(f"{v.name}() needs a file name string first", span)
+        if v.name == "csv" and not isinstance(v.get("target", 1), str):
+            raise SpecTypeError('csv() needs target = "column"', span)
+        return v
+    max_rows, max_classes, max_values, rows_per_class = 100_000, 1000, 40_000_000, 10
+    like = "like synthetic(shape = [3, 32, 32], classes = 10)"
+    if v.args:
+        raise SpecTypeError(f"synthetic() takes keyword arguments, {like}", span)
+    allowed = ("shape", "classes", "rows")
+    for k, _ in v.kwargs:
+        if k not in allowed:
+            raise SpecNameError(f"synthetic() has no argument '{k}'", span,
+                                hint=suggest(k, allowed, listing="it takes"))
+    for k in ("shape", "classes"):
+        if v.get(k) is None:
+            raise SpecTypeError(f"synthetic() needs {k} = ..., {like}", span)
+    shape, classes, rows = v.get("shape"), v.get("classes"), v.get("rows", default=1000)
+
+    def whole(x: Any, lo: int, hi: int, name: str) -> Any:
+        if isinstance(x, Abstract):
+            return x
+        _not_symbol(x, span)
+        n = int(x) if isinstance(x, float) and x.is_integer() else x
+        if isinstance(n, bool) or not isinstance(n, int) or not lo <= n <= hi:
+            raise SpecValueError(f"synthetic() {name} must be an integer from {lo:,} to "
+                                 f"{hi:,}, got {_show(x)}", span)
+        return n
+
+    if isinstance(shape, Abstract):
+        return v
+    _not_symbol(shape, span)
+    if not isinstance(shape, tuple) or not 1 <= len(shape) <= 8:
+        raise SpecTypeError(f"synthetic() shape must be a list of 1 to 8 sizes, like "
+                            f"shape = [3, 32, 32], got {_show(shape)}", span)
+    shape = tuple(whole(d, 1, max_values, "shape sizes") for d in shape)
+    classes = whole(classes, 2, max_classes, "classes")
+    rows = whole(rows, 10, max_rows, "rows")
+    if any(isinstance(x, Abstract) for x in (*shape, classes, rows)):
+        return v
+    if rows < rows_per_class * classes:
+        raise SpecValueError(f"synthetic() has {rows:,} rows for {classes} classes; each class "
+                             f"needs at least {rows_per_class} rows for the three-way split",
+                             span, hint=f"use rows = {rows_per_class * classes} or more, or "
+                                        "fewer classes")
+    size = 1
+    for d in shape:
+        size *= d
+    if rows * size > max_values:
+        raise SpecValueError(f"synthetic() would hold {rows:,} rows of {size:,} values "
+                             f"({rows * size * 4 / 1e6:,.0f} MB of float32); at most "
+                             f"{max_values:,} values are allowed", span,
+                             hint="use fewer rows or a smaller shape")
+    return SymbolCall("synthetic", (), (("shape", shape), ("classes", classes), ("rows", rows)))
 
 
 #: how each optimizer setting is checked

@@ -1,4 +1,4 @@
-"""Data sets of the `train` block: bundled tasks, `csv(...)` and `npz(...)` files.
+"""Data sets of the `train` block: bundled tasks, `synthetic(...)`, `csv(...)` and `npz(...)`.
 
 :func:`load_data` turns the spec's ``data`` value into a :class:`Dataset` of
 float32 inputs and targets already split into train, validation and test.
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..compiler.config import DATASETS
+from ..compiler.config import DATASETS, check_setting
 from ..compiler.values import Symbol, SymbolCall
-from ..dsl.errors import SpecError, suggest
+from ..dsl.errors import CommandError, SpecError, suggest
 
 #: share of all rows kept aside as the test split (before ``val_split`` is applied)
 TEST_SPLIT = 0.2
@@ -46,8 +46,12 @@ MIN_ROWS = 10
 MAX_CSV_CLASSES = 100
 
 
-class DataError(SpecError):
-    """The data set named by the spec cannot be used (missing file, bad column, ...)."""
+class DataError(CommandError):
+    """The data set named by the spec cannot be used (missing file, bad column, ...).
+
+    It prints as one line, ``error: message; hint``: the message names the file and,
+    where it applies, the row (the line number in the file) and the column.
+    """
 
 
 @dataclass
@@ -112,6 +116,13 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
             raise DataError(f"unknown data set '{data.name}'",
                             hint=suggest(data.name, DATASETS, listing="bundled data sets"))
         return _bundled(data.name, float(val_split), int(seed))
+    if isinstance(data, SymbolCall) and data.name == "synthetic":
+        try:  # the spec's own check, for a value that did not come from a spec
+            data = check_setting("train", "data", data, None, None)  # type: ignore[arg-type]
+        except SpecError as e:
+            raise DataError(e.message, hint=e.hint) from None
+        return _synthetic(data.get("shape"), data.get("classes"), data.get("rows"),
+                          float(val_split), int(seed))
     if isinstance(data, SymbolCall) and data.name in ("csv", "npz"):
         path = data.get("path", 0)
         if not isinstance(path, str | Path):
@@ -130,7 +141,8 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
                                 'target = "label")')
             return _csv(*key, target, float(val_split), int(seed), str(path))
         return _npz(*key, float(val_split), int(seed), str(path))
-    raise DataError(f"data must be a bundled data set, csv(...) or npz(...), got {data!s}",
+    raise DataError(f"data must be a bundled data set, csv(...), npz(...) or synthetic(...), "
+                    f"got {data!s}",
                     hint="bundled: " + ", ".join(DATASETS))
 
 
@@ -322,6 +334,88 @@ _GENERATORS = {"digits": _digits, "kan_fit": _kan_fit, "recall": _recall,
                "spirals": _spirals, "moons": _moons, "blobs": _blobs, "xor": _xor,
                "parity": _parity}
 assert set(_GENERATORS) == set(DATASETS), "every bundled data set needs a generator"
+
+
+# ---- synthetic(shape, classes, rows) ---------------------------------------------------
+
+#: synthetic(...): the noise is set so that a nearest-class-mean classifier fit on the
+#: train split sees two classes this many noise standard deviations apart
+SYNTHETIC_SEPARATION = 4.0
+#: synthetic(...): examples per block of generated noise (bounds the working memory)
+_SYNTHETIC_BLOCK_VALUES = 1 << 20
+
+
+def synthetic_templates(shape: tuple[int, ...], classes: int) -> np.ndarray:
+    """The class templates of ``synthetic(shape, classes)``, ``[classes, *shape]`` float64.
+
+    White Gaussian noise, blurred along each of the last two axes of a shape with
+    two or more axes (those of size 8 or more, with a circular Gaussian of std
+    size / 16: about 20 independent features per channel at any resolution),
+    then scaled to a root mean square of 1 over all templates. The seed is derived
+    from the shape and the class count, never from a training or split seed.
+    """
+    rng = np.random.default_rng([GENERATION_SEED, 1, classes, len(shape), *shape])
+    t = rng.standard_normal((classes, *shape))
+    if len(shape) >= 2:
+        for axis in (-2, -1):
+            n = shape[axis]
+            if n < 8:
+                continue
+            freq = np.fft.fftfreq(n)
+            gain = np.exp(-2.0 * (np.pi * freq * n / 16) ** 2)  # Fourier transform of the kernel
+            gain = gain.reshape((n,) + (1,) * (-axis - 1))
+            t = np.real(np.fft.ifft(np.fft.fft(t, axis=axis) * gain, axis=axis))
+    return t / np.sqrt(np.mean(t * t))
+
+
+def synthetic_noise(size: int, classes: int, rows: int) -> float:
+    """The noise std (before the final scaling) of a synthetic set with ``size`` values per example.
+
+    With ``n = 0.64 rows / classes`` train rows per class (the default split) and
+    templates of unit RMS (``|t_a - t_b|^2 ~ 2 size``), a nearest-class-mean
+    classifier separates two classes by ``sqrt(2 size) / (s sqrt(1 + s^2 / n))``
+    noise stds (its means are off by noise of std ``s / sqrt(n)``); this solves
+    that for ``s`` at :data:`SYNTHETIC_SEPARATION`.
+    """
+    n = 0.64 * rows / classes
+    sep = SYNTHETIC_SEPARATION
+    return math.sqrt(n / 2 * (math.sqrt(1 + 8 * size / (sep * sep * n)) - 1))
+
+
+@functools.lru_cache(maxsize=2)  # a set may be up to 160 MB: keep few
+def _synthetic(shape: tuple[int, ...], classes: int, rows: int, val_split: float,
+               seed: int) -> Dataset:
+    """``x = (template[y] + s * noise) / sqrt(1 + s^2)``, balanced classes, written per split.
+
+    The rows are generated in blocks straight into their split's array, so the
+    set takes its final size in memory and no more.
+    """
+    size = math.prod(shape)
+    templates = synthetic_templates(shape, classes).reshape(classes, size).astype(np.float32)
+    noise = synthetic_noise(size, classes, rows)
+    scale = np.float32(1.0 / math.sqrt(1.0 + noise * noise))
+    rng = np.random.default_rng([GENERATION_SEED, 2, classes, rows, len(shape), *shape])
+    y = rng.permutation(np.arange(rows) % classes)
+    idx = _three_way(rows, val_split, seed, y)
+    split_of = np.empty(rows, dtype=np.int64)
+    pos = np.empty(rows, dtype=np.int64)
+    xs = []
+    for s, i in enumerate(idx):
+        split_of[i], pos[i] = s, np.arange(len(i))
+        xs.append(np.empty((len(i), size), dtype=np.float32))
+    block = max(1, _SYNTHETIC_BLOCK_VALUES // size)
+    for a in range(0, rows, block):
+        b = min(rows, a + block)
+        x = rng.standard_normal((b - a, size), dtype=np.float32)
+        x *= np.float32(noise)
+        x += templates[y[a:b]]
+        x *= scale
+        for s in range(3):
+            here = split_of[a:b] == s
+            xs[s][pos[a:b][here]] = x[here]
+    name = f"synthetic(shape={list(shape)}, classes={classes}, rows={rows})"
+    return _dataset(name, [a.reshape(len(a), *shape) for a in xs], [y[i] for i in idx],
+                    classes)
 
 
 # ---- csv ---------------------------------------------------------------------------

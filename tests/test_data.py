@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 import autoarch
 from autoarch.compiler.values import Symbol, SymbolCall
-from autoarch.search.data import Dataset, load_data
+from autoarch.search.data import DataError, Dataset, load_data
 
 BUNDLED = ("digits", "kan_fit", "recall", "spirals", "moons", "blobs", "xor", "parity")
 
@@ -194,6 +195,165 @@ def test_moons_and_blobs_geometry():
 
 def test_bundled_sets_are_cached():
     assert load_data(Symbol("recall")) is load_data(Symbol("recall"))
+
+
+# ---- synthetic(shape, classes, rows) -------------------------------------------------
+
+
+def synthetic(shape, classes, rows=None) -> SymbolCall:
+    kw = [("shape", tuple(shape)), ("classes", classes)] + ([("rows", rows)] if rows else [])
+    return SymbolCall("synthetic", (), tuple(kw))
+
+
+def test_synthetic_shapes_and_split_sizes():
+    d = load_data(synthetic([3, 8, 8], 4, 400))
+    assert d.task == "classification" and d.n_classes == 4
+    assert d.input_shape == (3, 8, 8) and d.output_shape == (4,)
+    # 400 rows: test round(80) = 80, val round(320 * 0.2) = 64, the rest train
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (256, 64, 80)
+    assert d.x_train.dtype == torch.float32 and d.y_train.dtype == torch.int64
+    d = load_data(synthetic([16], 10))  # rows default to 1000
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (640, 160, 200)
+
+
+def test_synthetic_classes_are_balanced_and_stratified():
+    d = load_data(synthetic([5], 7, 1000))
+    _, y = all_rows(d)
+    counts = np.bincount(y, minlength=7)
+    assert counts.sum() == 1000 and set(counts.tolist()) <= {142, 143}  # 1000 = 7 * 142 + 6
+    test = np.bincount(d.y_test.numpy(), minlength=7)
+    assert np.all(np.abs(test - 0.2 * counts) <= 1.0)
+
+
+def test_synthetic_is_deterministic_and_independent_of_the_split_seed():
+    from autoarch.search import data as data_module
+
+    a = load_data(synthetic([2, 12, 12], 3, 300))
+    data_module._synthetic.cache_clear()
+    b = load_data(synthetic([2, 12, 12], 3, 300))
+    assert a is not b
+    for t in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(a, t), getattr(b, t))
+    # another split seed moves rows between splits; the rows themselves stay the same
+    c = load_data(synthetic([2, 12, 12], 3, 300), seed=5)
+    xa, ya = all_rows(a)
+    xc, yc = all_rows(c)
+    assert not np.array_equal(ya, yc)
+
+    def rows(x, y):
+        return sorted(zip(map(bytes, x.astype(np.float32)), y.tolist(), strict=True))
+
+    assert rows(xa, ya) == rows(xc, yc)
+    assert load_data(synthetic([2, 12, 12], 3, 300), seed=5) is c  # cached
+
+
+def test_synthetic_examples_are_smooth_class_templates_plus_white_noise():
+    shape, classes, rows = (1, 32, 32), 4, 4000
+    x, y = all_rows(load_data(synthetic(shape, classes, rows)))
+    x = x.reshape(rows, 32, 32)
+    means = np.stack([x[y == k].mean(0) for k in range(classes)])
+    resid = x - means[y]
+    # the documented noise: n = 0.64 rows / classes, s^2 = n/2 (sqrt(1 + 8 D / (16 n)) - 1)
+    n, size = 0.64 * rows / classes, 32 * 32
+    s2 = n / 2 * (math.sqrt(1 + 8 * size / (16 * n)) - 1)
+    assert resid.std() == pytest.approx(math.sqrt(s2 / (1 + s2)), rel=0.02)
+    assert x.std() == pytest.approx(1.0, rel=0.02)  # templates of unit RMS: x has variance 1
+    # templates are smooth (neighbouring pixels alike), the noise is white
+
+    def neighbour_corr(a):
+        return np.corrcoef(a[..., :-1].ravel(), a[..., 1:].ravel())[0, 1]
+
+    assert neighbour_corr(means) > 0.8 and abs(neighbour_corr(resid)) < 0.02
+
+
+def test_synthetic_is_learnable_but_not_trivial():
+    from autoarch.search.trainer import train
+
+    d = load_data(synthetic([3, 8, 8], 10))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 10))
+    result = train(model, d, {"epochs": 5, "optimizer": SymbolCall("adamw", (), (("lr", 3e-3),))})
+    assert result.metrics["val_accuracy"] > 0.4  # chance is 0.1
+    # a simple rule, nearest class mean fit on the train split, is far from chance on the
+    # test split and still not perfect
+    x = d.x_train.reshape(len(d.x_train), -1).double().numpy()
+    means = np.stack([x[d.y_train.numpy() == k].mean(0) for k in range(10)])
+    x, y = d.x_test.reshape(len(d.x_test), -1).double().numpy(), d.y_test.numpy()
+    nearest = np.argmin(((x[:, None] - means[None]) ** 2).sum(-1), axis=1)
+    assert 0.6 < (nearest == y).mean() < 0.95
+
+
+def spec_with_data(data: str) -> str:
+    return ("model m(x: [3, 4, 4]) -> [10] {\n  return linear(flatten(x), 10)\n}\n"
+            f"train {{ data = {data} }}\n")
+
+
+def test_synthetic_in_a_spec():
+    spec = autoarch.loads(spec_with_data("synthetic(shape = [3, 4, 4], classes = 10, "
+                                         "rows = 2e3)"), "x.spec")
+    data = spec.train_config()["data"]
+    assert data == SymbolCall("synthetic", (), (("shape", (3, 4, 4)), ("classes", 10),
+                                                ("rows", 2000)))
+    assert load_data(data).input_shape == (3, 4, 4)
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ("shape = [3, 4, 4], classes = 1", "SpecValueError", "classes must be an integer from 2"),
+    ("shape = [3, 4, 4], classes = 1001, rows = 100000", "SpecValueError",
+     "classes must be an integer from 2 to 1,000"),
+    ("shape = [3, 4, 4], classes = 2.5", "SpecValueError", "got 2.5"),
+    ("shape = [3, 4, 4], classes = 2, rows = 9", "SpecValueError",
+     "rows must be an integer from 10 to 100,000"),
+    ("shape = [3, 4, 4], classes = 2, rows = 100001", "SpecValueError", "got 100001"),
+    ("shape = [3, 4, 4], classes = 20, rows = 100", "SpecValueError",
+     "100 rows for 20 classes; each class needs at least 10"),
+    ("shape = [3, 1024, 1024], classes = 10", "SpecValueError",
+     "1,000 rows of 3,145,728 values"),
+    ("shape = [3, 0, 4], classes = 2", "SpecValueError", "shape sizes must be an integer from 1"),
+    ("shape = [], classes = 2", "SpecTypeError", "shape must be a list of 1 to 8 sizes"),
+    ("shape = 3, classes = 2", "SpecTypeError", "shape must be a list"),
+    ('shape = "3", classes = 2', "SpecTypeError", "shape must be a list"),
+    ("shape = [3, 4, 4]", "SpecTypeError", "needs classes"),
+    ("classes = 3", "SpecTypeError", "needs shape"),
+    ("shape = [3, 4, 4], klasses = 3", "SpecNameError", "no argument 'klasses'"),
+    ("[3, 4, 4], 3", "SpecTypeError", "takes keyword arguments"),
+])
+def test_synthetic_bad_arguments_are_located_spec_errors(args, error, message):
+    text = spec_with_data(f"synthetic({args})")
+    with pytest.raises(autoarch.SpecError, match=re.escape(message)) as e:
+        autoarch.loads(text, "x.spec").train_config()
+    assert type(e.value).__name__ == error
+    assert (e.value.filename, e.value.line, e.value.column) == ("x.spec", 4, 16)
+    if "klasses" in args:
+        assert "did you mean 'classes'" in str(e.value)
+
+
+def test_synthetic_bad_arguments_through_the_api_are_one_line_data_errors():
+    with pytest.raises(DataError, match="classes must be an integer from 2") as e:
+        load_data(synthetic([4], 1))
+    assert "\n" not in str(e.value) and str(e.value).startswith("error: ")
+    with pytest.raises(DataError, match="rows must be an integer from 10 to 100,000"):
+        load_data(synthetic([4], 2, 10**6))
+
+
+def test_synthetic_of_the_largest_allowed_size_stays_small_in_memory():
+    import tracemalloc
+
+    from autoarch.search import data as data_module
+
+    data_module._synthetic.cache_clear()
+    tracemalloc.start()
+    try:
+        d = load_data(synthetic([2000], 2, 20_000))  # 40,000,000 values: the limit
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 20_000
+    assert peak < 200e6  # 160 MB of float32 and a block of work
+    data_module._synthetic.cache_clear()
+    with pytest.raises(DataError, match="40,000,000"):
+        load_data(synthetic([2000], 2, 20_001))
 
 
 # ---- csv ---------------------------------------------------------------------------
