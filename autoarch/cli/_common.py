@@ -1,19 +1,100 @@
-"""Helpers shared by the commands: loading, and summarising candidates."""
+"""Helpers shared by the commands: loading, writing outputs, and summarising candidates."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from autoarch.compiler.graph import Graph
 from autoarch.compiler.spec import Spec, load, to_jsonable
-from autoarch.dsl.errors import CandidateError
+from autoarch.dsl.errors import CandidateError, CommandError
 
 from ._console import out
 
 
 def load_spec(path: str) -> Spec:
     return load(path)
+
+
+def check_output_path(path: str, flag: str = "-o") -> Path:
+    """``path`` as a Path, if an output file could be written there; else a CommandError.
+
+    Commands call it before long work, so that a typo in ``-o`` costs nothing.
+    """
+    if not path:
+        raise CommandError(f"{flag} needs a file name", hint=f"for example {flag} model.pt")
+    target = Path(path)
+    if target.is_dir():
+        raise CommandError(f"{path} is a directory",
+                           hint=f"give {flag} a file name, like {target / 'model.pt'}")
+    folder = target.parent
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise CommandError(f"cannot write {path}: folder {folder} {what}",
+                           hint=f"create the folder first, or give {flag} another path")
+    if target.exists() and not os.access(target, os.W_OK):
+        # replacing it would work (the folder is writable), but it is not ours to replace
+        raise CommandError(f"cannot write {path}: it is read-only",
+                           hint=f"make it writable, or give {flag} another path")
+    return target
+
+
+def write_output(path: str, write: Callable[[BinaryIO], None], *, flag: str = "-o") -> None:
+    """Write an output file whole or not at all: ``write`` fills a temporary file in
+    the same folder, which then replaces ``path`` in one rename.
+
+    A failure (no such folder, a directory in the way, no permission, a full disk)
+    is a one-line CommandError, and leaves neither a partial file nor a temporary one;
+    a file already at ``path`` stays as it was.
+    """
+    target = check_output_path(path, flag)
+    try:
+        # the mode a plain open() would give: the old file's, or 0o666 less the umask
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".autoarch-", suffix=".tmp")
+    except OSError as e:
+        raise _write_error(path, e, flag) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        cause = _os_error(e)
+        if cause is None:
+            raise
+        raise _write_error(path, cause, flag) from None
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+    """The OSError behind ``e``: torch wraps a failed write in a RuntimeError."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError):
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+def _write_error(path: str, e: OSError, flag: str) -> CommandError:
+    return CommandError(f"cannot write {path}: {e.strerror or e}",
+                        hint=f"check the folder's permissions and free space, or give {flag} "
+                             "another path")
 
 
 def try_build(spec: Spec, choices: dict[str, Any]) -> Graph | CandidateError:

@@ -7,7 +7,7 @@ import typer
 from autoarch.compiler.spec import to_jsonable
 from autoarch.dsl.errors import AssignmentError
 
-from ._common import human, load_spec
+from ._common import check_output_path, human, load_spec, write_output
 from ._console import out
 
 
@@ -25,6 +25,8 @@ def compile_(
     import autoarch
 
     spec = load_spec(file)
+    if output is not None:
+        check_output_path(output)
     choices = dict(spec.space().sample(sample)) if sample is not None else {}
     for item in choice or []:
         name, sep, value = item.partition("=")
@@ -40,6 +42,7 @@ def compile_(
         out.print(f"    {k} = {v}", markup=False)
     if print_code:
         out.print(model.code, markup=False)
-    if output:
-        autoarch.save_model(model, spec, graph.choices, output, seed=seed)
+    if output is not None:
+        write_output(output, lambda f: autoarch.save_model(model, spec, graph.choices, f,
+                                                           seed=seed))
         out.print(f"saved to {output}", markup=False)
