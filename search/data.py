@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import importlib.util
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -109,41 +111,148 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
     """
     if not 0 < val_split < 1:
         raise DataError(f"val_split must be a number > 0 and < 1, got {val_split!r}")
+    src = _source(data, base_dir)
+    if src.kind == "bundled":
+        return _bundled(src.name, float(val_split), int(seed))
+    if src.kind == "synthetic":
+        return _synthetic(*src.args, float(val_split), int(seed))
+    assert src.path is not None
+    key = _file_key(src.path)
+    if src.kind == "csv":
+        return _csv(*key, src.args[0], float(val_split), int(seed), src.name)
+    return _npz(*key, float(val_split), int(seed), src.name)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a ``data`` value names: its kind, its name (a file as the spec wrote it),
+    the normalized arguments, and the file's path (csv and npz)."""
+
+    kind: str  # "bundled" | "synthetic" | "csv" | "npz"
+    name: str
+    args: tuple[Any, ...] = ()
+    path: Path | None = None
+
+
+def _source(data: Any, base_dir: str | Path) -> _Source:
+    """Check a ``data`` value and say what it names (a missing file is an error here)."""
     if isinstance(data, str):
         data = Symbol(data)
     if isinstance(data, Symbol):
         if data.name not in DATASETS:
             raise DataError(f"unknown data set '{data.name}'",
                             hint=suggest(data.name, DATASETS, listing="bundled data sets"))
-        return _bundled(data.name, float(val_split), int(seed))
+        return _Source("bundled", data.name)
     if isinstance(data, SymbolCall) and data.name == "synthetic":
         try:  # the spec's own check, for a value that did not come from a spec
             data = check_setting("train", "data", data, None, None)  # type: ignore[arg-type]
         except SpecError as e:
             raise DataError(e.message, hint=e.hint) from None
-        return _synthetic(data.get("shape"), data.get("classes"), data.get("rows"),
-                          float(val_split), int(seed))
+        return _Source("synthetic", "synthetic", (data.get("shape"), data.get("classes"),
+                                                  data.get("rows")))
     if isinstance(data, SymbolCall) and data.name in ("csv", "npz"):
         path = data.get("path", 0)
         if not isinstance(path, str | Path):
             raise DataError(f"{data.name}() needs a file name string first, "
                             f'like {data.name}("data.{data.name}")')
-        full = Path(base_dir) / Path(path).expanduser()
-        if not full.is_file():
-            raise DataError(f"data file not found: {full}",
-                            hint=f"relative paths start at the spec file's folder ({base_dir})")
-        st = full.stat()
-        key = (str(full.resolve()), st.st_mtime_ns, st.st_size)
+        args: tuple[Any, ...] = ()
         if data.name == "csv":
             target = data.get("target", 1)
             if not isinstance(target, str):
                 raise DataError('csv() needs the target column, like csv("data.csv", '
                                 'target = "label")')
-            return _csv(*key, target, float(val_split), int(seed), str(path))
-        return _npz(*key, float(val_split), int(seed), str(path))
+            args = (target,)
+        full = Path(base_dir) / Path(path).expanduser()
+        if not full.is_file():
+            raise DataError(f"data file not found: {full}",
+                            hint=f"relative paths start at the spec file's folder ({base_dir})")
+        return _Source(data.name, str(path), args, full)
     raise DataError(f"data must be a bundled data set, csv(...), npz(...) or synthetic(...), "
                     f"got {data!s}",
                     hint="bundled: " + ", ".join(DATASETS))
+
+
+def _file_key(path: Path) -> tuple[str, int, int, int, int]:
+    """Path, modification time, size, inode and change time: a file's identity for caches.
+
+    The change time (which no ``os.utime`` can set back) is there so that a file
+    rewritten in place with contents of the same size and its old mtime is read again.
+    """
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    return (str(path.resolve()), st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+# ---- fingerprints ------------------------------------------------------------------
+
+#: version of the bundled and synthetic generators: bump it when their rows change
+DATA_VERSION = 1
+_FILE_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+_MAX_FILE_DIGESTS = 64
+
+
+def fingerprint(data: Any, *, base_dir: str | Path = ".") -> str:
+    """A short hex digest (16 digits) of exactly the data a spec's ``data`` value names.
+
+    The search engine stores it with a run, so that resuming the run on data that
+    changed since is noticed. It is the first 16 hex digits of the sha256 of
+    ``json.dumps(obj, sort_keys=True, separators=(",", ":"))`` where ``obj`` is:
+
+    - ``{"data": "csv", "target": target, "sha256": <sha256 of the file's bytes>}``
+      for ``csv(...)`` and ``{"data": "npz", "sha256": ...}`` for ``npz(...)``: the
+      contents count, not the path or the times (a copy elsewhere has the same
+      fingerprint). The file's digest is cached in the process by path, mtime,
+      size, inode and change time;
+    - ``{"data": name, "generation_seed": GENERATION_SEED, "version": DATA_VERSION}``
+      for a bundled set, with ``"sha256"`` of scikit-learn's ``digits.csv.gz`` for
+      ``digits``;
+    - ``{"data": "synthetic", "shape": [...], "classes": k, "rows": n,
+      "generation_seed": ..., "version": ...}`` for ``synthetic(...)``.
+
+    Example:
+        >>> fingerprint(Symbol("digits")) == fingerprint("digits")
+        True
+
+    Raises:
+        DataError: an unknown data set, a missing or unreadable file.
+    """
+    src = _source(data, base_dir)
+    obj: dict[str, Any] = {"data": src.kind if src.kind != "bundled" else src.name}
+    if src.kind in ("csv", "npz"):
+        assert src.path is not None
+        if src.kind == "csv":
+            obj["target"] = src.args[0]
+        obj["sha256"] = _file_sha256(src.path, src.name)
+    else:
+        obj.update(generation_seed=GENERATION_SEED, version=DATA_VERSION)
+        if src.kind == "synthetic":
+            shape, classes, rows = src.args
+            obj.update(shape=list(shape), classes=classes, rows=rows)
+        elif src.name == "digits":
+            obj["sha256"] = _file_sha256(Path(_digits_path()), "digits.csv.gz")
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_sha256(path: Path, shown: str) -> str:
+    """The sha256 of a file's bytes, read in blocks; cached while the file is unchanged."""
+    key = _file_key(path)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is not None:
+        return digest
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except OSError as e:
+        raise DataError(f"cannot read {shown}: {e.strerror or e}") from None
+    if len(_FILE_DIGESTS) >= _MAX_FILE_DIGESTS:
+        _FILE_DIGESTS.pop(next(iter(_FILE_DIGESTS)))
+    _FILE_DIGESTS[key] = digest = h.hexdigest()
+    return digest
 
 
 # ---- splitting ---------------------------------------------------------------------
@@ -230,16 +339,22 @@ def _generate(name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
     return _GENERATORS[name](rng)
 
 
+def _digits_path() -> str:
+    """Where scikit-learn keeps its copy of the digits (``""`` when it cannot be found)."""
+    spec = importlib.util.find_spec("sklearn")
+    locations = spec.submodule_search_locations if spec is not None else None
+    path = (os.path.join(locations[0], "datasets", "data", "digits.csv.gz")
+            if locations else "")
+    return path if path and os.path.isfile(path) else ""
+
+
 def _digits(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
     """sklearn's 8x8 digits (1797 images, pixels 0-16), read from the file sklearn ships.
 
     Reading the file directly avoids importing sklearn.datasets (about 2 s).
     """
-    spec = importlib.util.find_spec("sklearn")
-    locations = spec.submodule_search_locations if spec is not None else None
-    path = (os.path.join(locations[0], "datasets", "data", "digits.csv.gz")
-            if locations else "")
-    if path and os.path.isfile(path):
+    path = _digits_path()
+    if path:
         table = np.loadtxt(path, delimiter=",")
         x, y = table[:, :-1], table[:, -1].astype(np.int64)
     else:  # pragma: no cover - a layout change in sklearn
@@ -430,8 +545,8 @@ def _number(s: str) -> float | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _csv(full: str, mtime: int, size: int, target: str, val_split: float, seed: int,
-         shown: str) -> Dataset:
+def _csv(full: str, mtime: int, size: int, ino: int, ctime: int, target: str,
+         val_split: float, seed: int, shown: str) -> Dataset:
     try:
         with open(full, newline="", encoding="utf-8-sig") as f:
             rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
@@ -507,7 +622,8 @@ def _csv_target(raw: list[str], shown: str, target: str) -> tuple[np.ndarray, in
 
 
 @functools.lru_cache(maxsize=8)
-def _npz(full: str, mtime: int, size: int, val_split: float, seed: int, shown: str) -> Dataset:
+def _npz(full: str, mtime: int, size: int, ino: int, ctime: int, val_split: float, seed: int,
+         shown: str) -> Dataset:
     try:
         with np.load(full, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

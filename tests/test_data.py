@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +17,7 @@ import torch
 
 import autoarch
 from autoarch.compiler.values import Symbol, SymbolCall
-from autoarch.search.data import DataError, Dataset, load_data
+from autoarch.search.data import DataError, Dataset, fingerprint, load_data
 
 BUNDLED = ("digits", "kan_fit", "recall", "spirals", "moons", "blobs", "xor", "parity")
 
@@ -354,6 +359,87 @@ def test_synthetic_of_the_largest_allowed_size_stays_small_in_memory():
     data_module._synthetic.cache_clear()
     with pytest.raises(DataError, match="40,000,000"):
         load_data(synthetic([2000], 2, 20_001))
+
+
+# ---- fingerprints ------------------------------------------------------------------
+
+
+def reference_fingerprint(obj: dict) -> str:
+    """docs/data.md: sha256 of the sorted, compact JSON of what names the data, 16 digits."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_file_fingerprints_are_the_digest_of_the_bytes_and_follow_rewrites(tmp_path):
+    path = write_csv(tmp_path / "d.csv", ["a", "y"], [[i, i % 2] for i in range(20)])
+    data = SymbolCall("csv", ("d.csv",), (("target", "y"),))
+    first = fingerprint(data, base_dir=tmp_path)
+    expected = reference_fingerprint(
+        {"data": "csv", "target": "y", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    assert first == expected and fingerprint(data, base_dir=tmp_path) == first
+    # the contents count, not the path
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.csv").write_bytes(path.read_bytes())
+    assert fingerprint(SymbolCall("csv", ("sub/d.csv", "y")), base_dir=tmp_path) == first
+    assert fingerprint(SymbolCall("csv", ("d.csv", "a")), base_dir=tmp_path) != first
+    # rewritten in place: other digits, the same size, the old modification time
+    st = path.stat()
+    text = path.read_text()
+    changed = text.replace("3,1", "5,1")
+    assert changed != text and len(changed) == len(text)
+    path.write_text(changed)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+    second = fingerprint(data, base_dir=tmp_path)
+    assert second != first
+    assert second == reference_fingerprint(
+        {"data": "csv", "target": "y", "sha256": hashlib.sha256(changed.encode()).hexdigest()})
+    # and load_data reads the new rows, not its cached old ones
+    path.write_text(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    old_rows = all_rows(load_data(data, base_dir=tmp_path))[0]
+    path.write_text(changed)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    new_rows = all_rows(load_data(data, base_dir=tmp_path))[0]
+    assert not np.array_equal(np.sort(old_rows, 0), np.sort(new_rows, 0))
+
+
+def test_npz_fingerprint_and_missing_files(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.zeros((20, 2)), y=np.arange(20) % 2)
+    digest = hashlib.sha256((tmp_path / "a.npz").read_bytes()).hexdigest()
+    got = fingerprint(SymbolCall("npz", ("a.npz",)), base_dir=tmp_path)
+    assert got == reference_fingerprint({"data": "npz", "sha256": digest})
+    with pytest.raises(DataError, match="data file not found"):
+        fingerprint(SymbolCall("npz", ("b.npz",)), base_dir=tmp_path)
+    with pytest.raises(DataError, match="unknown data set 'digit'"):
+        fingerprint("digit")
+
+
+def test_bundled_and_synthetic_fingerprints(tmp_path):
+    import sklearn
+
+    from autoarch.search.data import DATA_VERSION, GENERATION_SEED
+
+    digits_file = Path(sklearn.__file__).parent / "datasets" / "data" / "digits.csv.gz"
+    common = {"generation_seed": GENERATION_SEED, "version": DATA_VERSION}
+    assert fingerprint("digits") == reference_fingerprint(
+        {"data": "digits", "sha256": hashlib.sha256(digits_file.read_bytes()).hexdigest(),
+         **common})
+    assert fingerprint(Symbol("xor")) == reference_fingerprint({"data": "xor", **common})
+    syn = synthetic([3, 8, 8], 10)
+    assert fingerprint(syn) == reference_fingerprint(
+        {"data": "synthetic", "shape": [3, 8, 8], "classes": 10, "rows": 1000, **common})
+    assert fingerprint(syn) == fingerprint(synthetic([3, 8, 8], 10, 1000))
+    assert len({fingerprint(n) for n in BUNDLED} | {fingerprint(syn)}) == len(BUNDLED) + 1
+    assert fingerprint(synthetic([3, 8, 8], 10, 2000)) != fingerprint(syn)
+    # stable across processes (no hash randomisation, no object ids)
+    code = ("from autoarch.search.data import fingerprint\n"
+            "from autoarch.compiler.values import SymbolCall\n"
+            "print(fingerprint('digits'), fingerprint('parity'), fingerprint(SymbolCall("
+            "'synthetic', (), (('shape', (3, 8, 8)), ('classes', 10)))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONHASHSEED": "123"}).stdout.split()
+    assert out == [fingerprint("digits"), fingerprint("parity"), fingerprint(syn)]
 
 
 # ---- csv ---------------------------------------------------------------------------
