@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -345,3 +346,109 @@ def test_compile_with_a_missing_decision_is_a_located_error() -> None:
     proc = autoarch("compile", ROOT / "examples" / "hourglass.spec", "-c", "hourglass.wide=256")
     assert proc.returncode == 1
     assert "no value for decision hourglass.repeat" in proc.stderr
+
+
+# ---- user text is printed as it is --------------------------------------------------
+
+#: text that rich would read as markup (a closing tag that closes nothing, a style) or
+#: as an emoji code, if the consoles read either
+TAGS = ("[/x]", "[bold]b", ":x:")
+TAG_SPEC = """
+model m(x: [64]) -> [10] {
+  let tag = choice("[/x]", "[bold]b", ":x:")
+  return linear(x, 10)
+}
+"""
+
+
+def wide_env() -> dict[str, str]:
+    # wide enough that no table cell folds a tag over two lines
+    return {k: v for k, v in os.environ.items() if k != "AUTOARCH_DEBUG"} | {"COLUMNS": "300"}
+
+
+def autoarch_wide(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "autoarch", *map(str, args)], cwd=cwd,
+                          env=wide_env(), capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    return proc
+
+
+def assert_verbatim(text: str, tags: tuple[str, ...] = TAGS) -> None:
+    for tag in tags:
+        assert tag in text, (tag, text)
+    assert "\N{CROSS MARK}" not in text  # what rich makes of :x:
+
+
+@pytest.mark.parametrize("args", [
+    ("show",), ("sample", "-n", "12"),
+    ("compile", "-c", "m.tag=[/x]"), ("compile", "-c", "m.tag=[bold]b"),
+    ("compile", "-c", "m.tag=:x:"),
+], ids=lambda a: " ".join(a))
+def test_string_choices_print_verbatim(tmp_path: Path, args: tuple[str, ...]) -> None:
+    path = write(tmp_path, TAG_SPEC, "tags.spec")
+    proc = autoarch_wide(args[0], path, *args[1:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tags = TAGS if args[0] != "compile" else (args[-1].partition("=")[2],)
+    assert_verbatim(proc.stdout, tags)
+    if args[0] == "compile":
+        assert f"    m.tag = {tags[0]}" in proc.stdout.splitlines()
+
+
+def test_file_names_and_source_lines_print_verbatim(tmp_path: Path) -> None:
+    # the candidate with tag "[/x]" has a shape error: check prints its source line
+    path = write(tmp_path, """
+        model m(x: [64]) -> [10] {
+          let tag = choice("[/x]", "[bold]b", ":x:")
+          h = linear(x, 32 if tag == "[/x]" else 64) + linear(x, 64)  # [bold]b :x:
+          return linear(h, 10)
+        }
+    """, "[bold]b :x: [x].spec")  # no "/" in a file name
+    proc = autoarch_wide("check", path.name, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("[bold]b :x: [x].spec:3:7: error: residual add")
+    assert proc.stderr.splitlines()[1].endswith(
+        'h = linear(x, 32 if tag == "[/x]" else 64) + linear(x, 64)  # [bold]b :x:')
+    assert proc.stdout.startswith("[bold]b :x: [x].spec: 1 invalid")
+    assert_verbatim(proc.stdout + proc.stderr)
+
+
+RUN_NAME = "[/x] [bold]b :x:"
+
+
+@pytest.fixture(scope="module")
+def tagged_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A real history: one trial of TAG_SPEC (trained), in a run named with all three tags.
+
+    Returns the database, the search's output and the chosen tag.
+    """
+    folder = tmp_path_factory.mktemp("tagged")
+    (folder / "tags.spec").write_text(textwrap.dedent("""
+        model m(x: [64]) -> [10] {
+          let tag = choice("[/x]", "[bold]b", ":x:")
+          return linear(linear(x, choice(8, 16)), 10)
+        }
+        train { data = digits  epochs = 1 }
+    """))
+    proc = autoarch_wide("search", "tags.spec", "--trials", "1", "--epochs", "1",
+                         "--db", "runs.db", "--name", RUN_NAME, cwd=folder)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with sqlite3.connect(folder / "runs.db") as db:  # the stored truth, read directly
+        (choices,) = db.execute("SELECT choices FROM trials").fetchone()
+    return folder / "runs.db", proc.stdout, json.loads(choices)["m.tag"]
+
+
+def test_search_prints_run_names_and_choices_verbatim(tagged_history) -> None:
+    _, output, tag = tagged_history
+    assert f"starting run {RUN_NAME}: 0/1 trials done" in output
+    assert f"m.tag = {tag}" in output  # the best table at the end
+    assert_verbatim(output, (RUN_NAME, tag))
+
+
+@pytest.mark.parametrize("args", [("history",), ("history", "--run", RUN_NAME), ("best",)],
+                         ids=["history", "history --run", "best"])
+def test_history_and_best_print_run_names_and_choices_verbatim(
+        tagged_history, args: tuple[str, ...]) -> None:
+    db, _, tag = tagged_history
+    proc = autoarch_wide(args[0], db, *args[1:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_verbatim(proc.stdout, (RUN_NAME,) if args == ("history",) else (RUN_NAME, tag))
