@@ -8,6 +8,7 @@ the value, its span, and what it is called in messages (``epochs``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,15 +69,27 @@ def _not_symbol(v: Any, span: Span) -> None:
         raise SpecNameError(f"unknown name '{v.name}'", span)
 
 
-def _int(lo: int) -> Check:
+#: upper bounds of settings, so that a typo (``trials = 10**30``) fails at once
+MAX_TRIALS = 1_000_000
+MAX_EPOCHS = 100_000
+MAX_WORKERS = 1024
+MAX_SEED = 2**32 - 1
+MAX_BATCH = 2**31 - 1
+MAX_TIMEOUT = 10**9  # seconds (about 31 years)
+
+
+def _int(lo: int, hi: int | None = None) -> Check:
     def check(v: Any, span: Span, what: str) -> Any:
         if isinstance(v, Abstract):
             return v
         _not_symbol(v, span)
-        if isinstance(v, float) and v.is_integer():
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**63:
             v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise SpecValueError(f"{what} must be an integer >= {lo}, got {_show(v)}", span)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None
+                                                                          and v > hi):
+            bound = f">= {lo}" if hi is None else f"from {lo} to {hi:,}"
+            shown = _show(v) if not isinstance(v, int) or abs(v) < 10**15 else "a huge number"
+            raise SpecValueError(f"{what} must be an integer {bound}, got {shown}", span)
         return v
 
     return check
@@ -87,7 +100,9 @@ def _number(lo: float, hi: float | None = None, *, open_lo: bool = False) -> Che
         if isinstance(v, Abstract):
             return v
         _not_symbol(v, span)
-        if not is_number(v) or v < lo or (open_lo and v == lo) or (hi is not None and v >= hi):
+        if (not is_number(v) or (isinstance(v, float) and not math.isfinite(v)) or v < lo
+                or (open_lo and v == lo)
+                or (hi is not None and v >= hi)):
             rng = f"{'>' if open_lo else '>='} {lo:g}" + (f" and < {hi:g}" if hi is not None else "")
             raise SpecValueError(f"{what} must be a number {rng}, got {_show(v)}", span)
         return v
@@ -255,13 +270,13 @@ def _objective(v: Any, span: Span, what: str) -> Any:
 
 TRAIN_KEYS: dict[str, Key] = {
     "data": Key(_data, Symbol("digits"), "data set"),
-    "epochs": Key(_int(1), 10, "passes over the training data"),
-    "batch": Key(_int(1), 64, "batch size"),
+    "epochs": Key(_int(1, MAX_EPOCHS), 10, "passes over the training data"),
+    "batch": Key(_int(1, MAX_BATCH), 64, "batch size"),
     "optimizer": Key(_optimizer, SymbolCall("adamw", (), (("lr", 1e-3),)), "optimizer"),
     "loss": Key(_symbol(LOSSES, "loss"), Symbol("auto"),
                 "loss (auto: cross_entropy for classes, mse for regression)"),
     "schedule": Key(_symbol(SCHEDULES, "schedule"), Symbol("cosine"), "learning-rate schedule"),
-    "seed": Key(_int(0), 0, "random seed of training"),
+    "seed": Key(_int(0, MAX_SEED), 0, "random seed of training"),
     "val_split": Key(_number(0.0, 1.0, open_lo=True), 0.2, "fraction held out"),
     "grad_clip": Key(_number(0.0, open_lo=True), None, "gradient norm clip"),
     "device": Key(_symbol(("auto", "cpu", "cuda"), "device"), Symbol("auto"), "device"),
@@ -269,13 +284,13 @@ TRAIN_KEYS: dict[str, Key] = {
 
 SEARCH_KEYS: dict[str, Key] = {
     "strategy": Key(_symbol(STRATEGIES, "strategy"), Symbol("random"), "search strategy"),
-    "trials": Key(_int(1), 20, "candidates to try"),
+    "trials": Key(_int(1, MAX_TRIALS), 20, "candidates to try"),
     "objective": Key(_objective, SymbolCall("maximize", (Symbol("val_accuracy"),)),
                      "what to optimise"),
-    "seed": Key(_int(0), 0, "random seed of the search"),
-    "timeout": Key(_number(0.0, open_lo=True), None, "seconds for the whole search"),
+    "seed": Key(_int(0, MAX_SEED), 0, "random seed of the search"),
+    "timeout": Key(_number(0.0, MAX_TIMEOUT, open_lo=True), None, "seconds for the whole search"),
     "backend": Key(_symbol(("local", "ray"), "backend"), Symbol("local"), "executor"),
-    "workers": Key(_int(1), 1, "trials run at once"),
+    "workers": Key(_int(1, MAX_WORKERS), 1, "trials run at once"),
     "pruner": Key(_symbol(PRUNERS, "pruner"), Symbol("none"), "early stopping of trials"),
 }
 

@@ -88,6 +88,16 @@ class Graph:
             op_names.append(t.op)
         return hash_labels(labels, op_names, self._edges)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example the model takes (batch excluded)."""
+        return next(tuple(nd["shape"]) for nd in self._nodes if nd["op"] == "input")
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The shape of one example's output (batch excluded)."""
+        return tuple(self._nodes[self.output]["shape"])
+
     @cached_property
     def activations(self) -> int:
         """Values in all op outputs for one example."""

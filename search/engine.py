@@ -14,8 +14,10 @@ candidates of interrupted trials are evaluated again when the run resumes.
 from __future__ import annotations
 
 import hashlib
-import io
+import importlib.util
 import math
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -23,12 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compiler.config import defaults
 from ..compiler.deciders import OptunaDecider, RandomDecider
 from ..compiler.graph import Graph
 from ..compiler.spec import Spec
-from ..compiler.values import Symbol, to_json
-from ..dsl.errors import SpecError
+from ..compiler.values import Symbol, SymbolCall, to_json
+from ..dsl.errors import CommandError, Span, SpecError
+from .evaluate import (
+    Overrides,
+    config_text,
+    epoch_row,
+    failure_reason,
+    located_reason,
+    model_bytes,
+    train_candidate,
+    trial_config,
+)
 from .history import INTERRUPTED, History, dumps, loads
 
 #: consecutive invalid proposals after which the search gives up
@@ -41,8 +52,26 @@ GRAPH_METRICS = ("params", "trainable_params", "flops", "memory")
 EPOCH_METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
 
 
+#: error of a trial whose process died while it trained (kill -9, out of memory)
+CRASHED = INTERRUPTED + ": the process died during this trial"
+#: error of a trial stopped by the search's timeout (kept, not counted, tried again)
+TIMED_OUT = INTERRUPTED + ": the search's timeout was reached"
+
+
 class SearchError(SpecError):
     """The search itself cannot run (as opposed to a trial failing)."""
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the search; the run is saved and resumes by its name."""
+
+    def __init__(self, run: str | None, db: Path, signal_name: str = "SIGINT"):
+        super().__init__(run)
+        self.run, self.db, self.signal_name = run, db, signal_name
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the handler the search installs."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +116,16 @@ class Options:
     pruner: str
     backend: str
     workers: int
-    epochs: int | None = None
+    overrides: Overrides = field(default_factory=Overrides)
+
+    @property
+    def epochs(self) -> int | None:
+        return self.overrides.epochs
+
+    def settings(self) -> dict[str, Any]:
+        """What a resumed run must keep: settings that change what trials mean."""
+        return {"strategy": self.strategy, "objectives": [str(o) for o in self.objectives],
+                "seed": self.seed, "pruner": self.pruner, **self.overrides.to_json()}
 
 
 @dataclass
@@ -119,7 +157,8 @@ class SearchResult:
     outcomes: list[TrialOutcome]
     #: why the loop stopped early (timeout, grid exhausted), or None
     stopped: str | None
-    #: the run's best trials (the Pareto front for several objectives), as history rows
+    #: the run's best trials (the Pareto front for several objectives): history rows
+    #: with their JSON columns (choices, train_config, metrics, objective) parsed
     best: list[dict[str, Any]]
     study: Any = None
 
@@ -151,41 +190,95 @@ class _Job:
 
 
 def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None,
-           epochs: int | None = None, db: str | Path = "autoarch.db", name: str | None = None,
-           seed: int | None = None, timeout: float | None = None, pruner: str | None = None,
-           backend: str | None = None, workers: int | None = None,
+           epochs: int | None = None, data: Any = None, db: str | Path = "autoarch.db",
+           name: str | None = None, seed: int | None = None, timeout: float | None = None,
+           pruner: str | None = None, backend: str | None = None, workers: int | None = None,
            reporter: Reporter | None = None) -> SearchResult:
     """Search ``spec``'s space; every argument left None comes from the spec's `search`.
 
-    Running again with the same ``db`` and ``name`` resumes that run.
+    ``epochs`` and ``data`` replace the spec's `train` settings for every trial
+    (``data`` as a bundled name, or spec text such as ``'csv("d.csv", target = "y")'``;
+    a relative path starts at the current folder). Running again with the same
+    ``db`` and ``name`` resumes that run; its settings must be the same.
+
+    Raises:
+        SpecError: a mistake in the spec or the arguments (nothing is written).
+        SearchInterrupted: Ctrl-C or SIGTERM; the run is saved and can resume.
 
     Example:
         >>> result = autoarch.search(spec, strategy="tpe", trials=20, db="runs.db")
-        >>> result.best[0]["metrics"]
+        >>> result.best[0]["metrics"]["val_accuracy"]
     """
-    return _Search(spec, _options(spec, strategy=strategy, trials=trials, epochs=epochs,
-                                  seed=seed, timeout=timeout, pruner=pruner, backend=backend,
-                                  workers=workers),
-                   Path(db), name, reporter or Reporter()).run()
+    opts = _options(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
+                    pruner=pruner, backend=backend, workers=workers,
+                    overrides=_overrides(epochs, data))
+    return _Search(spec, opts, Path(db), name, reporter or Reporter()).run()
 
 
-def _options(spec: Spec, **given: Any) -> Options:
+def _overrides(epochs: Any, data: Any) -> Overrides:
+    from ..compiler.config import check_setting
+
+    if epochs is not None:
+        try:
+            epochs = check_setting("train", "epochs", epochs, None, None)  # type: ignore[arg-type]
+        except SpecError as e:
+            raise CommandError(f"--{e.message}") from None
+    if data is not None:
+        data = data_value(data)
+    return Overrides(epochs=epochs, data=data)
+
+
+def data_value(data: Any) -> Any:
+    """A data set given outside the spec (``--data``): a name, spec text, or a value.
+
+    Relative file paths are made absolute from the current folder.
+    """
+    from ..compiler.spec import loads as load_spec_text
+
+    if isinstance(data, str):
+        text = data.strip()
+        if not text or any(c in text for c in "{}\n\r"):
+            raise CommandError(f"--data {data!r} is not one data value",
+                               hint='give a bundled name such as digits, or '
+                                    'csv("file.csv", target = "label") or npz("file.npz")')
+        source = f"model data_(x: [1]) -> [1] {{\n  return x\n}}\ntrain {{ data = {text} }}\n"
+        try:
+            data = load_spec_text(source, "--data").train_config()["data"]
+        except SpecError as e:
+            raise CommandError(f"--data {text}: {e.message}",
+                               hint=e.hint or 'a bundled name such as digits, or '
+                                              'csv("file.csv", target = "label")') from None
+    if isinstance(data, SymbolCall) and data.args and isinstance(data.args[0], str):
+        path = str(Path(data.args[0]).expanduser().resolve())
+        data = SymbolCall(data.name, (path, *data.args[1:]), data.kwargs)
+    if not isinstance(data, Symbol | SymbolCall):
+        raise CommandError(f"data must be a bundled data set name or spec text, got "
+                           f"{type(data).__name__}")
+    return data
+
+
+_NO_OVERRIDES = Overrides()
+
+
+def _options(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any) -> Options:
     from ..compiler.config import check_setting
 
     cfg = spec.search_config()
     for key, value in given.items():
-        if value is None or key == "epochs":
+        if value is None:
             continue
         if key in ("strategy", "pruner", "backend"):
+            if not isinstance(value, str):
+                raise CommandError(f"--{key} takes a name, got {value!r}")
             value = Symbol(value)
-        cfg[key] = check_setting("search", key, value, None, None)  # type: ignore[arg-type]
+        try:
+            cfg[key] = check_setting("search", key, value, None, None)  # type: ignore[arg-type]
+        except SpecError as e:
+            raise CommandError(f"--{e.message}", hint=e.hint) from None
     opts = Options(strategy=cfg["strategy"].name, trials=cfg["trials"],
                    objectives=objectives_of(cfg["objective"]), seed=cfg["seed"],
                    timeout=cfg["timeout"], pruner=cfg["pruner"].name,
-                   backend=cfg["backend"].name, workers=cfg["workers"],
-                   epochs=given.get("epochs"))
-    if opts.epochs is not None and opts.epochs < 1:
-        raise SearchError(f"--epochs must be at least 1, got {opts.epochs}")
+                   backend=cfg["backend"].name, workers=cfg["workers"], overrides=overrides)
     if opts.pruner != "none":
         if len(opts.objectives) > 1:
             raise SearchError("a pruner needs a single objective; this search has "
@@ -194,10 +287,14 @@ def _options(spec: Spec, **given: Any) -> Options:
             raise SearchError(f"a pruner watches a metric measured every epoch, not "
                               f"{opts.objectives[0].metric}",
                               hint="one of " + ", ".join(EPOCH_METRICS))
-    if opts.backend == "ray" and opts.pruner != "none":
-        raise SearchError("a pruner runs with the local backend only; Ray trials report "
-                          "their epochs when they end", hint="set pruner = none, or "
-                          "backend = local")
+    if opts.backend == "ray":
+        if opts.pruner != "none":
+            raise SearchError("a pruner runs with the local backend only; Ray trials report "
+                              "their epochs when they end", hint="set pruner = none, or "
+                              "backend = local")
+        if importlib.util.find_spec("ray") is None:
+            raise CommandError("backend ray needs Ray, which is not installed",
+                               hint="pip install 'autoarch[ray]', or use --backend local")
     return opts
 
 
@@ -206,114 +303,206 @@ def spec_hash(spec: Spec) -> str:
 
 
 def train_config_of(graph: Graph) -> dict[str, Any]:
-    return {**defaults("train"), **graph.train}
+    """The training settings of a candidate without overrides (see ``trial_config``)."""
+    return trial_config(graph)
 
 
 class _Search:
     def __init__(self, spec: Spec, opts: Options, db: Path, name: str | None,
                  reporter: Reporter):
         self.spec, self.opts, self.reporter = spec, opts, reporter
-        self.history = History(db)
         self.db = db
         self.name = name
         self.base_dir = Path(spec.filename).parent if spec.filename else Path(".")
         self.outcomes: list[TrialOutcome] = []
+        self.fingerprints: dict[str, str] = {}
+        self.run_id: int | None = None
+        self.deadline: float | None = None
+        self.history: History | None = None
 
     # -- setup
 
     def run(self) -> SearchResult:
+        probe = self._preflight()
+        self.history = History(self.db)
+        terminate = self._on_sigterm()
         try:
-            return self._run()
+            return self._run(probe)
+        except KeyboardInterrupt as e:
+            if self.run_id is not None:
+                self.history.update_run(self.run_id, status="interrupted")
+            raise SearchInterrupted(self.name, self.db, "SIGTERM" if isinstance(
+                e, _Terminated) else "SIGINT") from None
+        except BaseException:
+            if self.run_id is not None:
+                self.history.update_run(self.run_id, status="failed")
+            raise
         finally:
-            self.history.close()
+            if terminate is not None:
+                signal.signal(signal.SIGTERM, terminate)
+            self.history.close(discard_if_unused=True)
 
-    def _run(self) -> SearchResult:
+    @staticmethod
+    def _on_sigterm() -> Any:
+        """SIGTERM stops the search as Ctrl-C does (main thread only); the old handler."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum: int, frame: Any) -> None:
+            raise _Terminated
+
+        return signal.signal(signal.SIGTERM, handler)
+
+    def _run(self, probe: Graph) -> SearchResult:
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         from . import strategies
+        from .study import StudyFiles, new_study, resume_study
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         opts, h = self.opts, self.history
+        assert h is not None
+        row = self._open_run()
+        resumed = row is not None
         sampler = strategies.make_sampler(opts.strategy, self.spec, seed=opts.seed,
                                           n_objectives=len(opts.objectives),
                                           trials=opts.trials)
-        self._preflight()
-        row = h.run(self.name) if self.name else None
-        resumed = row is not None
+        study_args = {"sampler": sampler, "pruner": _pruner(opts.pruner),
+                      "directions": [o.direction for o in opts.objectives]}
+        files = StudyFiles(self.db)
         if row is None:
-            self.name = self.name or self._fresh_name()
-            storage = str(self.db) + ".optuna.log"
-            run_id = h.create_run(
+            study, study_name, storage = new_study(files, self.name, **study_args)
+            self.run_config = {"pruner": opts.pruner, "timeout": opts.timeout,
+                               "backend": opts.backend, "workers": opts.workers,
+                               **opts.overrides.to_json(), "data_fingerprints": {}}
+            self.run_id = h.create_run(
                 name=self.name, model=self.spec.name, spec_file=self.spec.filename,
                 spec_text=self.spec.source, spec_hash=spec_hash(self.spec),
                 strategy=opts.strategy, objectives=dumps([str(o) for o in opts.objectives]),
-                config=dumps({"pruner": opts.pruner, "timeout": opts.timeout,
-                              "backend": opts.backend, "workers": opts.workers}),
-                trials_requested=opts.trials, seed=opts.seed, epochs=opts.epochs,
-                study_name=self.name, study_storage=Path(storage).name,
+                config=dumps(self.run_config), trials_requested=opts.trials, seed=opts.seed,
+                epochs=opts.epochs, study_name=study_name, study_storage=storage,
                 autoarch_version=_version())
+            self._fingerprint(trial_config(probe, opts.overrides))
         else:
-            run_id = row["id"]
+            self.run_id = row["id"]
+            self.run_config = loads(row["config"]) or {}
+            self.run_config.setdefault("data_fingerprints", {})
             self._check_resume(row)
-            storage = str(self.db.parent / row["study_storage"])
-            h.update_run(run_id, trials_requested=opts.trials, status="running",
-                         finished_at=None)
-        self.run_id = run_id
-        study = optuna.create_study(
-            study_name=self.name, storage=_journal(storage), sampler=sampler,
-            pruner=_pruner(opts.pruner), load_if_exists=True,
-            directions=[o.direction for o in opts.objectives])
+            self._fingerprint(trial_config(probe, opts.overrides))
+            self._recover()
+            study, storage = resume_study(files, h, row, self.spec, opts.objectives,
+                                          opts.objectives[0].metric, **study_args)
+            counted = h.counted(self.run_id)
+            h.update_run(self.run_id, trials_requested=max(opts.trials, counted),
+                         status="running", finished_at=None, study_storage=storage)
+            if counted > opts.trials:
+                self.reporter.note(f"run {self.name} already has {counted} trials done; "
+                                   f"--trials {opts.trials} asks for no more")
+            self._enqueue_retries(study)
+        for note in files.notes:
+            self.reporter.note(note)
         self.study = study
-        if resumed:
-            self._recover(study)
-        self.reporter.start(self.name, opts.trials, h.counted(run_id), resumed)
-        stopped = None
-        try:
-            stopped = self._loop(study, sampler)
-        except KeyboardInterrupt:
-            h.update_run(run_id, status="interrupted")
-            raise
-        except BaseException:
-            h.update_run(run_id, status="failed")
-            raise
+        run_id = self.run_id
+        requested = max(opts.trials, h.counted(run_id))
+        self.reporter.start(self.name, requested, h.counted(run_id), resumed)
+        if opts.timeout is not None:
+            self.deadline = time.time() + opts.timeout
+        stopped = self._loop(study, sampler)
         h.update_run(run_id, status="finished" if stopped is None or "exhausted" in stopped
                      else "stopped", finished_at=_now())
         return SearchResult(run=self.name, run_id=run_id, db=self.db,
                             objectives=opts.objectives, counted=h.counted(run_id),
-                            requested=opts.trials, outcomes=self.outcomes, stopped=stopped,
-                            best=best_trials(h, run_id, opts.objectives), study=study)
+                            requested=requested, outcomes=self.outcomes, stopped=stopped,
+                            best=[parsed(r) for r in best_trials(h, run_id, opts.objectives)],
+                            study=study)
 
-    def _fresh_name(self) -> str:
-        taken = {r["name"] for r in self.history.runs()}
+    def _open_run(self) -> dict[str, Any] | None:
+        """Lock the run (named, or a fresh name); its row when it exists (a resume)."""
+        from .history import HistoryError
+
+        h = self.history
+        assert h is not None
+        if self.name is not None:
+            h.lock_run(self.name)
+            return h.run(self.name)
+        taken = {r["name"] for r in h.runs()}
         n = 1
-        while f"{self.spec.name}-{n}" in taken:
+        while True:
+            name = f"{self.spec.name}-{n}"
             n += 1
-        return f"{self.spec.name}-{n}"
+            if name in taken:
+                continue
+            try:
+                h.lock_run(name)
+            except HistoryError:  # another process is creating it
+                continue
+            if h.run(name) is None:
+                self.name = name
+                return None
+            h.unlock_run(name)
 
     def _check_resume(self, row: Mapping[str, Any]) -> None:
         if row["spec_hash"] != spec_hash(self.spec):
             raise SearchError(f"run '{self.name}' in {self.db} was made from a different spec "
                               f"({row['spec_file']}); a run resumes only with its own spec",
                               hint="give this search another --name")
-        if row["strategy"] != self.opts.strategy:
-            raise SearchError(f"run '{self.name}' uses strategy {row['strategy']}, not "
-                              f"{self.opts.strategy}", hint="resume it with its own strategy, "
-                              "or give this search another --name")
-        if loads(row["objectives"]) != [str(o) for o in self.opts.objectives]:
-            raise SearchError(f"run '{self.name}' optimises {', '.join(loads(row['objectives']))}"
-                              "; a resumed run keeps its objectives")
+        cfg = self.run_config
+        was = {"strategy": row["strategy"], "objectives": loads(row["objectives"]),
+               "seed": row["seed"], "pruner": cfg.get("pruner", "none"),
+               "epochs": cfg.get("epochs", row["epochs"]), "data": cfg.get("data")}
+        now = self.opts.settings()
+        differ = [k for k in was if was[k] != now[k]]
+        if differ:
+            said = "; ".join(f"{_setting(k, was[k])} then, {_setting(k, now[k])} now"
+                             for k in differ)
+            raise SearchError(f"run '{self.name}' in {self.db} was made with other settings "
+                              f"({said}); a resumed run keeps its settings, so that its "
+                              "trials stay comparable",
+                              hint="resume with the run's settings, or give this search "
+                                   "another --name")
 
-    def _recover(self, study: Any) -> None:
-        """After a kill: running trials become failed ("interrupted") and are tried again."""
+    def _recover(self) -> None:
+        """After a kill: trials left running are recorded interrupted (tried once more).
+
+        A candidate whose process died while training it a second time is recorded
+        failed instead, so a candidate that kills the process (out of memory) cannot
+        stall a run that is resumed again and again.
+        """
+        h = self.history
+        assert h is not None and self.run_id is not None
+        crashed = {_candidate(r) for r in h.trials(self.run_id, ["failed"])
+                   if r["error"] == CRASHED}
+        with h.transaction():
+            for r in h.trials(self.run_id, ["running"]):
+                if _candidate(r) in crashed:
+                    h.finish_trial(r["id"], "failed", error=(
+                        "the process died while training this candidate twice (killed, or "
+                        "out of memory?); not tried again"))
+                else:
+                    h.finish_trial(r["id"], "failed", error=CRASHED)
+
+    def _enqueue_retries(self, study: Any) -> None:
+        """Candidates whose latest trial was interrupted are evaluated next (once each)."""
         from optuna.trial import TrialState
 
-        for r in self.history.interrupt_running(self.run_id):
-            study.enqueue_trial(loads(r["choices"]) or {})
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(t.number, state=TrialState.FAIL)
+        assert self.history is not None and self.run_id is not None
+        latest: dict[Any, dict[str, Any]] = {}
+        for r in self.history.trials(self.run_id):
+            if r["arch_hash"] is not None:
+                latest[_candidate(r)] = r
+        waiting = [t.params for t in study.get_trials(deepcopy=False,
+                                                      states=(TrialState.WAITING,))]
+        for r in latest.values():
+            if r["state"] == "failed" and (r["error"] or "").startswith(INTERRUPTED):
+                choices = loads(r["choices"]) or {}
+                if choices in waiting:
+                    waiting.remove(choices)
+                else:
+                    study.enqueue_trial(choices)
 
-    def _preflight(self) -> None:
-        """Before anything runs: some candidate satisfies the constraints; the data fit."""
+    def _preflight(self) -> Graph:
+        """Before anything is written: some candidate satisfies the constraints, and the
+        data fit the model (shapes, task)."""
         from ..dsl.errors import CandidateError
 
         reasons: dict[str, int] = {}
@@ -336,24 +525,72 @@ class _Search:
                 f"no valid candidate among {PROBE_SAMPLES} random samples: the constraints "
                 "and requirements leave nothing to search",
                 hint="; ".join(f"{n}x {r}" for r, n in top) + "; relax a `constraint`")
-        cfg = train_config_of(graph)
+        cfg = trial_config(graph, self.opts.overrides)
         data = self._data(cfg)
+        self._check_shapes(graph, data)
+        why = getattr(data, "task_reason", None)
         for o in self.opts.objectives:
             if o.metric.endswith("accuracy") and data.task != "classification":
                 raise SearchError(f"{o} needs a classification data set; {data.name} is "
-                                  f"{data.task}", hint="use objective = minimize(val_loss)")
+                                  f"{data.task}" + (f" ({why})" if why else ""),
+                                  hint="use objective = minimize(val_loss)")
+        return graph
+
+    def _check_shapes(self, graph: Graph, data: Any) -> None:
+        """The model's declared shapes against the data's: a located error if they differ."""
+        want_in, want_out = tuple(data.input_shape), tuple(data.output_shape)
+        if graph.input_shape == want_in and graph.output_shape == want_out:
+            return
+        model = self.spec.program.model
+        exprs = model.input_shape if graph.input_shape != want_in else model.output_shape
+        span = model.span
+        if exprs:
+            first, last = exprs[0].span, exprs[-1].span
+            span = Span(first.filename, first.line, first.column, last.end_line,
+                        last.end_column)
+        what = (f"{want_out[0]} classes" if data.task == "classification"
+                else "regression targets")
+        raise SearchError(
+            f"model {model.name} takes {list(graph.input_shape)} -> "
+            f"{list(graph.output_shape)}, but data set {data.name} has inputs "
+            f"{list(want_in)} and {list(want_out)} outputs ({what})", span,
+            hint=f"declare the model as ({model.input_name}: {list(want_in)}) -> "
+                 f"{list(want_out)}, or pick data that fit it with `train {{ data = ... }}` "
+                 "or --data (e.g. synthetic(shape = [...], classes = k))"
+        ).with_source(self.spec.source)
 
     def _data(self, cfg: Mapping[str, Any]) -> Any:
-        from .data import load_data
+        from .evaluate import load_trial_data
 
-        return load_data(cfg["data"], val_split=cfg["val_split"], seed=0,
-                         base_dir=self.base_dir)
+        return load_trial_data(cfg, self.base_dir)
+
+    def _fingerprint(self, cfg: Mapping[str, Any]) -> str:
+        """The data's fingerprint; a SearchError when the run's data changed since."""
+        from .data import fingerprint
+
+        key = str(cfg["data"])
+        fp = self.fingerprints.get(key)
+        if fp is not None:
+            return fp
+        fp = fingerprint(cfg["data"], base_dir=self.base_dir)
+        known = self.run_config["data_fingerprints"]
+        if key not in known:
+            known[key] = fp
+            assert self.history is not None and self.run_id is not None
+            self.history.update_run(self.run_id, config=dumps(self.run_config))
+        elif known[key] != fp:
+            raise SearchError(f"the data {key} changed since run '{self.name}' started (its "
+                              "contents differ); the run's scores were measured on the old "
+                              "data", hint="restore the data, or give this search another "
+                                           "--name")
+        self.fingerprints[key] = fp
+        return fp
 
     # -- the loop
 
     def _loop(self, study: Any, sampler: Any) -> str | None:
         opts, h = self.opts, self.history
-        start = time.monotonic()
+        assert h is not None and self.run_id is not None
         self.streak = 0
         pool = None
         if opts.backend == "ray":
@@ -369,7 +606,7 @@ class _Search:
                         break
                     self._collect(study, pool, block=True)
                     continue
-                if opts.timeout is not None and time.monotonic() - start > opts.timeout:
+                if self.deadline is not None and time.time() > self.deadline:
                     stopped = f"timeout after {opts.timeout:g} s"
                     break
                 exhausted = getattr(sampler, "exhausted", None)
@@ -383,11 +620,14 @@ class _Search:
                 item = self._propose(study)
                 if isinstance(item, _Job):
                     if pool is not None:
-                        pool.submit(item, self.spec, self.opts.epochs, self.base_dir)
+                        pool.submit(item, self.spec, self.base_dir, self.deadline)
                         continue
                     item = self._run_here(study, item)
                 self._done(item)
-            while pool is not None and pool.busy:  # a timeout lets running trials end
+                if item.error == TIMED_OUT:
+                    stopped = f"timeout after {opts.timeout:g} s"
+                    break
+            while pool is not None and pool.busy:  # Ray trials stop at the deadline too
                 self._collect(study, pool, block=True)
         except KeyboardInterrupt:
             for job in pool.drop() if pool is not None else ():
@@ -399,6 +639,7 @@ class _Search:
         return stopped
 
     def _done(self, outcome: TrialOutcome) -> None:
+        assert self.history is not None and self.run_id is not None
         self.outcomes.append(outcome)
         self.streak = self.streak + 1 if outcome.state == "invalid" else 0
         self.reporter.trial(outcome, self.history.counted(self.run_id), self._best_value())
@@ -408,17 +649,21 @@ class _Search:
                               hint=f"last reason: {outcome.error}")
 
     def _collect(self, study: Any, pool: Any, *, block: bool) -> None:
+        assert self.history is not None
         for job, payload in pool.finished(block=block):
             for ep in payload.get("epochs", ()):
                 self.history.add_epoch(job.trial_id, **ep)
             if payload["ok"]:
                 self._done(self._finish(study, job, metrics=payload["metrics"],
                                         model=payload["model"]))
+            elif payload.get("deadline"):
+                self._done(self._interrupted(study, job, TIMED_OUT))
             else:
                 self._done(self._finish(study, job, error=payload["error"],
                                         tb=payload.get("traceback")))
 
     def _best_value(self) -> list[float] | None:
+        assert self.history is not None and self.run_id is not None
         best = best_trials(self.history, self.run_id, self.opts.objectives)
         return loads(best[0]["objective"]) if best else None
 
@@ -427,12 +672,13 @@ class _Search:
         from ..dsl.errors import CandidateError
 
         h = self.history
+        assert h is not None and self.run_id is not None
         trial = study.ask()
         t0 = time.monotonic()
         try:
             graph = self.spec.build_with(OptunaDecider(trial))
         except CandidateError as e:
-            return self._invalid(study, trial, dict(trial.params), None, _reason(e))
+            return self._invalid(study, trial, dict(trial.params), None, located_reason(e))
         choices = dict(graph.choices)
         broken = self.spec.violated_constraints(graph)
         arch = h.add_candidate(graph, self.run_id)
@@ -441,8 +687,8 @@ class _Search:
             return self._invalid(study, trial, choices, graph, "violates " + "; ".join(
                 broken) + " (" + ", ".join(f"{k} = {costs[k]:,}" for k in GRAPH_METRICS) + ")",
                 arch)
-        cfg = train_config_of(graph)
-        cfg_text = dumps({k: to_json(v) for k, v in cfg.items()})
+        cfg = trial_config(graph, self.opts.overrides)
+        cfg_text = config_text(cfg, self._fingerprint(cfg))
         base = dict(choices=dumps(_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
                     params=graph.params, flops=graph.flops)
         earlier = h.evaluated(self.run_id, arch, cfg_text)
@@ -455,25 +701,34 @@ class _Search:
 
     def _run_here(self, study: Any, job: _Job) -> TrialOutcome:
         """Train in this process (the local backend), with per-epoch pruning."""
+        from .trainer import DeadlineReached
+
         try:
-            result = self._train(job.graph, job.cfg, job.trial, job.trial_id)
+            result = self._train(job)
         except _Pruned:
             return self._finish(study, job, pruned=True)
+        except DeadlineReached:
+            return self._interrupted(study, job, TIMED_OUT)
         except KeyboardInterrupt:
             self._interrupted(study, job)
             raise
         except Exception as e:  # noqa: BLE001 - any failure in training ends the trial only
-            return self._finish(study, job, error=_failure(e),
+            return self._finish(study, job, error=failure_reason(e),
                                 tb=None if isinstance(e, SpecError)
                                 else traceback.format_exc(limit=20))
         return self._finish(study, job, metrics=result.metrics, model=result.model)
 
-    def _interrupted(self, study: Any, job: _Job) -> None:
+    def _interrupted(self, study: Any, job: _Job, why: str = INTERRUPTED) -> TrialOutcome:
+        """The trial stopped before its end (Ctrl-C, SIGTERM, the timeout): kept, not
+        counted; its candidate is evaluated again when the run resumes."""
         from optuna.trial import TrialState
 
-        self.history.finish_trial(job.trial_id, "failed", error=INTERRUPTED)
+        assert self.history is not None
+        self.history.finish_trial(job.trial_id, "failed", error=why)
         study.tell(job.trial, state=TrialState.FAIL)
-        study.enqueue_trial(job.out.choices)
+        job.out.state, job.out.error = "failed", why
+        job.out.duration_s = time.monotonic() - job.t0
+        return job.out
 
     def _finish(self, study: Any, job: _Job, *, metrics: dict[str, Any] | None = None,
                 model: Any = None, error: str | None = None, tb: str | None = None,
@@ -482,6 +737,7 @@ class _Search:
         from optuna.trial import TrialState
 
         h, out, trial, tid = self.history, job.out, job.trial, job.trial_id
+        assert h is not None
         if pruned:
             out.state, out.metrics = "pruned", self._partial_metrics(tid, job.graph)
             h.finish_trial(tid, "pruned", metrics=out.metrics)
@@ -505,19 +761,14 @@ class _Search:
         out.duration_s = time.monotonic() - job.t0
         return out
 
-    def _train(self, graph: Graph, cfg: Mapping[str, Any], trial: Any, trial_id: int) -> Any:
-        from ..backends.torch import lower_graph
-        from .trainer import train
-
-        data = self._data(cfg)
-        model = lower_graph(graph, seed=cfg["seed"])
+    def _train(self, job: _Job) -> Any:
+        assert self.history is not None
         watch = self.opts.objectives[0].metric
         prune = self.opts.pruner != "none"
+        history, trial, trial_id = self.history, job.trial, job.trial_id
 
         def on_epoch(ep: Any) -> None:
-            self.history.add_epoch(trial_id, epoch=ep.epoch, train_loss=ep.train_loss,
-                                   train_accuracy=ep.train_accuracy, val_loss=ep.val_loss,
-                                   val_accuracy=ep.val_accuracy, lr=ep.lr, wall_s=ep.wall_s)
+            history.add_epoch(trial_id, **epoch_row(ep))
             if prune:
                 value = getattr(ep, watch)
                 if value is not None and math.isfinite(value):
@@ -525,9 +776,11 @@ class _Search:
                     if trial.should_prune():
                         raise _Pruned
 
-        return train(model, data, dict(cfg), epochs=self.opts.epochs, on_epoch=on_epoch)
+        return train_candidate(job.graph, job.cfg, self.base_dir, on_epoch=on_epoch,
+                               deadline=self.deadline)
 
     def _partial_metrics(self, trial_id: int, graph: Graph) -> dict[str, Any]:
+        assert self.history is not None
         eps = self.history.epochs(trial_id)
         last = eps[-1] if eps else {}
         return {**graph.costs(), **{k: last.get(k) for k in EPOCH_METRICS if k in last},
@@ -536,6 +789,7 @@ class _Search:
     def _invalid(self, study: Any, trial: Any, choices: dict[str, Any], graph: Graph | None,
                  reason: str, arch: str | None = None) -> TrialOutcome:
         h = self.history
+        assert h is not None and self.run_id is not None
         trial_id = h.start_trial(self.run_id, trial.number, choices=dumps(_jsonable(choices)),
                                  arch_hash=arch, params=graph.params if graph else None,
                                  flops=graph.flops if graph else None)
@@ -550,6 +804,7 @@ class _Search:
                    out: TrialOutcome, t0: float) -> TrialOutcome:
         from optuna.trial import TrialState
 
+        assert self.history is not None
         out.state, out.duplicate_of = earlier["state"], earlier["number"]
         out.metrics = loads(earlier["metrics"]) or {}
         out.objective = loads(earlier["objective"])
@@ -573,12 +828,37 @@ class _Search:
     def _keep_weights(self, trial_id: int, model: Any, graph: Graph,
                       cfg: Mapping[str, Any]) -> None:
         h = self.history
+        assert h is not None and self.run_id is not None
         best = {r["id"] for r in best_trials(h, self.run_id, self.opts.objectives)}
         if trial_id in best and model is not None:
             data = model if isinstance(model, bytes) else model_bytes(
                 model, self.spec, graph.choices, cfg["seed"])
             h.save_weights(trial_id, self.run_id, data)
         h.keep_weights(self.run_id, best)
+
+
+def _candidate(row: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What makes two trials the same evaluation: architecture and training settings."""
+    return row["arch_hash"], row["train_config"]
+
+
+def _setting(key: str, value: Any) -> str:
+    if key == "objectives":
+        return ", ".join(value)
+    if key == "epochs":
+        return f"--epochs {value}" if value is not None else "the spec's epochs"
+    if key == "data":
+        return f"--data {value}" if value is not None else "the spec's data"
+    return f"{key} {value}"
+
+
+def parsed(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A trials row with its JSON columns as Python values."""
+    out = dict(row)
+    for key in ("choices", "train_config", "metrics", "objective"):
+        if isinstance(out.get(key), str):
+            out[key] = loads(out[key])
+    return out
 
 
 def best_trials(h: History, run_id: int, objectives: list[Objective]) -> list[dict[str, Any]]:
@@ -602,22 +882,6 @@ def best_trials(h: History, run_id: int, objectives: list[Objective]) -> list[di
     return [r for r in rows if not any(dominates(vals[s["id"]], vals[r["id"]]) for s in rows)]
 
 
-def model_bytes(model: Any, spec: Spec, choices: Mapping[str, Any], seed: int | None) -> bytes:
-    """The file ``autoarch.save_model`` would write, as bytes."""
-    from ..backends.torch import save_model
-
-    buf = io.BytesIO()
-    save_model(model, spec, dict(choices), buf, seed=seed)
-    return buf.getvalue()
-
-
-def _journal(path: str) -> Any:
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return JournalStorage(JournalFileBackend(path))
-
-
 def _pruner(name: str) -> Any:
     import optuna
 
@@ -626,21 +890,6 @@ def _pruner(name: str) -> Any:
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     return optuna.pruners.NopPruner()
-
-
-def _reason(e: SpecError) -> str:
-    where = f"{Path(e.filename).name}:{e.line}:{e.column}: " if e.span else ""
-    return where + e.message
-
-
-def _failure(e: BaseException) -> str:
-    from .trainer import TrainingFailed
-
-    if isinstance(e, TrainingFailed):
-        return e.reason
-    if isinstance(e, SpecError):
-        return _reason(e)
-    return f"{type(e).__name__}: {e}"
 
 
 def _jsonable(choices: Mapping[str, Any]) -> dict[str, Any]:

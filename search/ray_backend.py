@@ -21,32 +21,24 @@ from pathlib import Path
 from typing import Any
 
 
-def evaluate(spec_text: str, filename: str, choices: dict[str, Any], epochs: int | None,
-             base_dir: str) -> dict[str, Any]:
+def evaluate(spec_text: str, filename: str, choices: dict[str, Any], cfg: dict[str, Any],
+             base_dir: str, deadline: float | None) -> dict[str, Any]:
     """Rebuild and train one candidate (runs in a Ray worker). Never raises."""
-    from ..backends.torch import lower_graph
     from ..compiler.spec import loads
     from ..dsl.errors import SpecError
-    from .data import load_data
-    from .engine import _failure, model_bytes, train_config_of
-    from .trainer import train
+    from .evaluate import epoch_row, failure_reason, model_bytes, train_candidate
+    from .trainer import DeadlineReached
 
     rows: list[dict[str, Any]] = []
-
-    def on_epoch(ep: Any) -> None:
-        rows.append({"epoch": ep.epoch, "train_loss": ep.train_loss,
-                     "train_accuracy": ep.train_accuracy, "val_loss": ep.val_loss,
-                     "val_accuracy": ep.val_accuracy, "lr": ep.lr, "wall_s": ep.wall_s})
-
     try:
         spec = loads(spec_text, filename)
         graph = spec.build(choices)
-        cfg = train_config_of(graph)
-        data = load_data(cfg["data"], val_split=cfg["val_split"], seed=0, base_dir=base_dir)
-        model = lower_graph(graph, seed=cfg["seed"])
-        result = train(model, data, dict(cfg), epochs=epochs, on_epoch=on_epoch)
+        result = train_candidate(graph, cfg, base_dir, deadline=deadline,
+                                 on_epoch=lambda ep: rows.append(epoch_row(ep)))
+    except DeadlineReached:
+        return {"ok": False, "deadline": True, "epochs": rows}
     except Exception as e:  # noqa: BLE001 - the driver records it as a failed trial
-        return {"ok": False, "error": _failure(e), "epochs": rows,
+        return {"ok": False, "error": failure_reason(e), "epochs": rows,
                 "traceback": None if isinstance(e, SpecError) else traceback.format_exc(20)}
     return {"ok": True, "metrics": {**result.metrics, "worker_pid": os.getpid()},
             "epochs": rows, "model": model_bytes(result.model, spec, graph.choices,
@@ -77,11 +69,11 @@ class RayPool:
     def busy(self) -> int:
         return len(self.jobs)
 
-    def submit(self, job: Any, spec: Any, epochs: int | None, base_dir: Path) -> None:
+    def submit(self, job: Any, spec: Any, base_dir: Path, deadline: float | None) -> None:
         from ..compiler.spec import to_jsonable
 
         ref = self.task.remote(spec.source, spec.filename, to_jsonable(job.out.choices),
-                               epochs, str(base_dir))
+                               dict(job.cfg), str(base_dir), deadline)
         self.jobs[ref] = job
 
     def finished(self, *, block: bool) -> list[tuple[Any, dict[str, Any]]]:

@@ -55,6 +55,10 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 EVAL_BATCH = 1024
 
 
+class DeadlineReached(Exception):
+    """Training was stopped at ``deadline`` (the search's timeout), between two steps."""
+
+
 class TrainingFailed(Exception):
     """Training could not go on (a loss became nan or inf); ``reason`` says where."""
 
@@ -91,7 +95,7 @@ class TrainResult:
 
 def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
           epochs: int | None = None, on_epoch: Callable[[EpochResult], None] | None = None,
-          seed: int | None = None) -> TrainResult:
+          seed: int | None = None, deadline: float | None = None) -> TrainResult:
     """Train ``model`` on ``data`` with the `train` settings ``config``.
 
     Args:
@@ -103,6 +107,8 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
         on_epoch: called after every epoch; an exception it raises (to prune the
             trial) propagates unchanged.
         seed: overrides ``config["seed"]``.
+        deadline: a ``time.time()`` after which training stops with
+            :class:`DeadlineReached`; checked before every step and every evaluation.
 
     Returns:
         The epochs and metrics: ``train_loss``, ``val_loss``, ``test_loss``,
@@ -112,6 +118,7 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
     Raises:
         SpecError: settings that do not fit the data or the model.
         TrainingFailed: a loss became nan or inf.
+        DeadlineReached: ``deadline`` passed.
     """
     cfg = {**defaults("train"), **config}
     n_epochs = int(epochs if epochs is not None else cfg["epochs"])
@@ -155,6 +162,8 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
         for step in range(steps):
+            if deadline is not None and time.time() > deadline:
+                raise DeadlineReached(f"stopped at epoch {epoch}, step {step + 1}")
             idx = perm[step * batch:(step + 1) * batch]
             factor = _cosine(step + (epoch - 1) * steps, total) if cosine else 1.0
             if optimizer is not None:
@@ -183,6 +192,8 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
                 correct += (out.detach().argmax(-1) == yb).sum()
         train_loss = float(loss_sum) / seen
         train_acc = int(correct) / seen if classify else None
+        if deadline is not None and time.time() > deadline:
+            raise DeadlineReached(f"stopped after the steps of epoch {epoch}")
         eval_start = time.perf_counter()
         val = evaluate(model, x_val, y_val, loss_fn, classify)
         if device.type == "cuda":

@@ -69,7 +69,12 @@ def search_(
                                         help="random, grid, tpe, mcts, evolution or nsga2"),
     trials: int | None = typer.Option(None, "--trials", "-n",
                                       help="trials that run to their end"),
-    epochs: int | None = typer.Option(None, "--epochs", "-e", help="override train epochs"),
+    epochs: int | None = typer.Option(None, "--epochs", "-e",
+                                      help="epochs of every trial (replaces the spec's)"),
+    data: str | None = typer.Option(None, "--data",
+                                    help="data of every trial, replacing the spec's: a bundled "
+                                         "name (digits) or spec text "
+                                         "('csv(\"d.csv\", target = \"y\")')"),
     db: str = typer.Option("autoarch.db", "--db", help="history database (SQLite)"),
     name: str | None = typer.Option(None, "--name", help="run name; an existing one resumes"),
     seed: int | None = typer.Option(None, "--seed", help="seed of the search"),
@@ -81,15 +86,19 @@ def search_(
 ) -> None:
     """Search the spec's space: train candidates and record every trial in --db."""
     import autoarch
-    from autoarch.search.engine import objectives_of
+    from autoarch.search.engine import SearchInterrupted, objectives_of
 
     spec = load_spec(file)
     objectives = objectives_of(spec.search_config()["objective"])
     bar = _Bar(objectives)
     try:
-        result = autoarch.search(spec, strategy=strategy, trials=trials, epochs=epochs, db=db,
-                                 name=name, seed=seed, timeout=timeout, pruner=pruner,
-                                 backend=backend, workers=workers, reporter=bar)
+        result = autoarch.search(spec, strategy=strategy, trials=trials, epochs=epochs,
+                                 data=data, db=db, name=name, seed=seed, timeout=timeout,
+                                 pruner=pruner, backend=backend, workers=workers,
+                                 reporter=bar)
+    except SearchInterrupted as e:
+        bar.stop()
+        _interrupted(e)
     finally:
         bar.stop()
     if result.stopped:
@@ -102,8 +111,27 @@ def search_(
               + (f" ({summary} in this session)" if summary else ""), markup=False)
     if result.best:
         out.print(best_table(result.best, result.objectives))
+        out.print(f"history: {result.db} (run {result.run}); `autoarch best {result.db} --run "
+                  f"{result.run} -o best.pt` exports the best", markup=False)
     else:
         out.print("no trial completed", markup=False)
-    out.print(f"history: {result.db} (run {result.run}); "
-              f"`autoarch best {result.db} --run {result.run} -o best.pt` exports the best",
-              markup=False)
+        out.print(f"history: {result.db} (run {result.run}); `autoarch history {result.db} "
+                  f"--run {result.run}` lists its trials and their errors", markup=False)
+
+
+def _interrupted(e: Any) -> None:
+    """One line on how to resume, then exit 130 (Ctrl-C) or 143 (SIGTERM)."""
+    import shlex
+    import sys
+
+    from ._console import err
+
+    args = sys.argv[1:]
+    if e.run is not None and "--name" not in args and not any(a.startswith("--name=")
+                                                              for a in args):
+        args += ["--name", e.run]
+    command = "autoarch " + " ".join(shlex.quote(a) for a in args)
+    what = f"run {e.run} in {e.db} is saved" if e.run is not None else "nothing was run"
+    err.print(f"interrupted ({e.signal_name}): {what}; resume with: {command}", markup=False,
+              highlight=False)
+    raise typer.Exit(143 if e.signal_name == "SIGTERM" else 130)

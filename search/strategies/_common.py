@@ -51,6 +51,31 @@ def trial_rng(seed: int, number: int, *salt: Any) -> random.Random:
     return random.Random(":".join([str(seed), str(number), *map(str, salt)]))
 
 
+class TrialSeeded:
+    """Mixin for Optuna's own samplers (random, TPE, NSGA-II): per-trial seeds.
+
+    Their generators are reseeded from ``(seed, trial number)`` before every trial,
+    so a resumed study (a new sampler object on an existing study) continues the
+    sequence an uninterrupted run would have drawn instead of replaying it from
+    its start, and every process draws the same values for the same trial.
+    """
+
+    _trial_seed: int
+
+    def _init_trial_seed(self, seed: int | None) -> None:
+        self._trial_seed = fresh_seed() if seed is None else seed
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        from optuna.samplers._lazy_random_state import LazyRandomState
+
+        rng = trial_rng(self._trial_seed, trial.number, "optuna")
+        for owner in (self, getattr(self, "_random_sampler", None)):
+            state = getattr(owner, "_rng", None)
+            if isinstance(state, LazyRandomState):
+                state.rng.seed(rng.randrange(2**32))
+        super().before_trial(study, trial)  # type: ignore[misc]
+
+
 def check_single_objective(study: Study, who: str) -> None:
     n = len(study.directions)
     if n > 1:

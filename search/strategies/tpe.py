@@ -12,12 +12,22 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import optuna
+
+from ._common import TrialSeeded
+
+
+class TPESampler(TrialSeeded, optuna.samplers.TPESampler):
+    """Optuna's TPE, seeded per trial (a resumed run continues its sequence)."""
+
+    def __init__(self, *, seed: int | None = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)
+        self._init_trial_seed(seed)
+
 
 def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> Any:
-    import optuna
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          n_startup_trials=10, constant_liar=True)
+        return TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10,
+                          constant_liar=True)

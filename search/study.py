@@ -1,0 +1,255 @@
+"""The Optuna study of a run: opened from its journal, checked against the history.
+
+The SQLite history is the source of truth; the study (an Optuna journal file
+beside the database, ``<db>.optuna.log``) is what the samplers read. When a run
+resumes, the study is made to agree with the history:
+
+- a trial the study still holds ``RUNNING`` is told what the history recorded
+  (a kill between the history write and the journal write leaves exactly that);
+- a journal that is missing, unreadable (emptied, cut mid-line, not a journal) or
+  that disagrees with the history in a way a tell cannot mend is **rebuilt from the
+  history**: every recorded trial is added again under its own number (gaps
+  filled with failed trials, so numbers keep lining up), with its parameters,
+  distributions (found by replaying the choices through the spec), values,
+  feasibility and intermediate values. A damaged journal file is moved aside
+  first (``<journal>.damaged-<time>``), never overwritten.
+
+The journal's path is stored relative to the database (``runs.study_storage``),
+so a database renamed together with its journal still finds it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .history import History, loads
+
+#: the Optuna system attribute our samplers and Optuna's read for feasibility
+CONSTRAINTS_KEY = "constraints"
+
+
+def journal_path(db: Path) -> Path:
+    """Where a database's journal lives: beside it, named after it."""
+    return db.with_name(db.name + ".optuna.log")
+
+
+def _storage(path: Path) -> Any:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+class StudyFiles:
+    """Opens journals, moving a damaged one aside; collects what it did as notes."""
+
+    def __init__(self, db: Path):
+        self.db = db
+        self.notes: list[str] = []
+
+    def open(self, path: Path) -> Any:
+        if path.exists() and path.is_file():
+            self._repair_tail(path)
+            try:
+                return _storage(path)
+            except Exception as e:  # noqa: BLE001 - any unreadable journal is set aside
+                aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(path, aside)
+                self.notes.append(f"the Optuna journal {path.name} could not be read "
+                                  f"({type(e).__name__}); moved it to {aside.name} and "
+                                  "rebuilt the study from the history")
+        elif path.exists():
+            from ..dsl.errors import CommandError
+
+            raise CommandError(f"{path} is not a file; autoarch keeps the run's Optuna "
+                               "journal there", hint="move it away")
+        return _storage(path)
+
+
+    def _repair_tail(self, path: Path) -> None:
+        """Drop a last line cut short by a kill: an operation that never completed.
+
+        Optuna appends each operation as one line under its journal lock; holding
+        that lock, a last line without its newline can only be a writer that died
+        mid-write. Left there, the next append would make the journal unreadable.
+        """
+        from optuna.storages.journal import JournalFileSymlinkLock
+
+        lock = JournalFileSymlinkLock(str(path))
+        lock.acquire()
+        try:
+            with open(path, "rb+") as f:
+                end = f.seek(0, os.SEEK_END)
+                if end == 0:
+                    return
+                f.seek(end - 1)
+                if f.read(1) == b"\n":
+                    return
+                pos = end
+                while pos > 0:  # find the last complete line, reading backwards
+                    step = min(1 << 16, pos)
+                    f.seek(pos - step)
+                    chunk = f.read(step)
+                    i = chunk.rfind(b"\n")
+                    if i >= 0:
+                        pos = pos - step + i + 1
+                        break
+                    pos -= step
+                f.truncate(pos)
+            self.notes.append(f"the Optuna journal {path.name} ended in a line cut short "
+                              f"(a killed write); dropped its last {end - pos} bytes")
+        finally:
+            lock.release()
+
+
+def new_study(files: StudyFiles, name: str, **kwargs: Any) -> tuple[Any, str, str]:
+    """A fresh study for a new run: ``(study, study name, journal name)``.
+
+    A study of the same name already in the journal belongs to no run of this
+    database (the database was deleted or replaced): it is left alone and this
+    run's study takes a new name.
+    """
+    import optuna
+
+    path = journal_path(files.db)
+    storage = files.open(path)
+    taken = set(optuna.get_all_study_names(storage))
+    study_name, k = name, 1
+    while study_name in taken:
+        k += 1
+        study_name = f"{name}.{k}"
+    study = optuna.create_study(study_name=study_name, storage=storage, **kwargs)
+    return study, study_name, path.name
+
+
+def resume_study(files: StudyFiles, history: History, run: Mapping[str, Any], spec: Any,
+                 objectives: Sequence[Any], watch: str, **kwargs: Any) -> tuple[Any, str]:
+    """The run's study, made to agree with the history: ``(study, journal name)``."""
+    import optuna
+
+    path = files.db.parent / (run["study_storage"] or journal_path(files.db).name)
+    if not path.exists() and journal_path(files.db).exists():
+        path = journal_path(files.db)  # the database and its journal were renamed together
+    elif not path.exists():
+        files.notes.append(f"the Optuna journal {path.name} is missing; rebuilt the study "
+                           "from the history")
+        path = journal_path(files.db)
+    storage = files.open(path)
+    name = run["study_name"]
+    rows = {r["number"]: r for r in history.trials(run["id"])}
+    study = None
+    if name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage, **_load_args(kwargs))
+        if _mend(study, rows, objectives):
+            return study, path.name
+        files.notes.append(f"the Optuna study {name} disagreed with the history; rebuilt it "
+                           "from the history")
+        optuna.delete_study(study_name=name, storage=storage)
+    study = optuna.create_study(study_name=name, storage=storage, **kwargs)
+    _rebuild(study, history, rows, spec, objectives, watch)
+    return study, path.name
+
+
+def _load_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k in ("sampler", "pruner")}
+
+
+def _expected(row: Mapping[str, Any], objectives: Sequence[Any]) -> tuple[Any, list[float] | None]:
+    """The Optuna state and values a history row stands for."""
+    from optuna.trial import TrialState
+
+    state = row["state"]
+    if state == "complete":
+        return TrialState.COMPLETE, [float(v) for v in loads(row["objective"])]
+    if state == "invalid":
+        return TrialState.COMPLETE, [o.worst for o in objectives]
+    if state == "pruned":
+        return TrialState.PRUNED, None
+    return TrialState.FAIL, None
+
+
+def _same(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y))
+                                    for x, y in zip(a, b, strict=True))
+
+
+def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequence[Any]) -> bool:
+    """Tell trials the study holds running; False when only a rebuild can make it agree."""
+    from optuna.trial import TrialState
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number in rows:
+        if number not in trials:
+            return False
+    for number, t in trials.items():
+        row = rows.get(number)
+        if row is None:
+            if t.state == TrialState.RUNNING:
+                study.tell(number, state=TrialState.FAIL)
+            elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                return False  # a result the history does not know
+            continue
+        state, values = _expected(row, objectives)
+        if t.state == TrialState.RUNNING:
+            if row["state"] == "invalid":
+                study._storage.set_trial_system_attr(t._trial_id, CONSTRAINTS_KEY, (1.0,))
+            if state == TrialState.COMPLETE:
+                study.tell(number, values)
+            else:
+                study.tell(number, state=state)
+        elif t.state != state or (state == TrialState.COMPLETE and not _same(t.values, values)):
+            return False
+    return True
+
+
+def replay(spec: Any, choices: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Optuna parameters and distributions of a recorded candidate.
+
+    The choices are run through the spec with a ``FixedTrial`` as the decider, so
+    the distributions are exactly those the trial was sampled from. A candidate
+    that failed to build stops at the same decision it stopped at before.
+    """
+    import optuna
+
+    from ..compiler.deciders import OptunaDecider
+    from ..dsl.errors import SpecError
+
+    trial = optuna.trial.FixedTrial(dict(choices))
+    try:
+        spec.build_with(OptunaDecider(trial))
+    except (SpecError, ValueError):
+        pass
+    params = {k: v for k, v in trial.params.items() if k in trial.distributions}
+    return params, dict(trial.distributions)
+
+
+def _rebuild(study: Any, history: History, rows: Mapping[int, Mapping[str, Any]], spec: Any,
+             objectives: Sequence[Any], watch: str) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    top = max(rows, default=-1)
+    for number in range(top + 1):
+        row = rows.get(number)
+        if row is None or row["state"] == "running":
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+            continue
+        state, values = _expected(row, objectives)
+        params, dists = replay(spec, loads(row["choices"]) or {})
+        attrs = {CONSTRAINTS_KEY: (1.0,)} if row["state"] == "invalid" else {}
+        steps = {}
+        if row["state"] == "pruned":
+            for ep in history.epochs(row["id"]):
+                v = ep.get(watch)
+                if v is not None and math.isfinite(v):
+                    steps[int(ep["epoch"])] = float(v)
+        study.add_trial(optuna.trial.create_trial(
+            state=state, values=values, params=params, distributions=dists,
+            system_attrs=attrs, intermediate_values=steps))
