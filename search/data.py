@@ -20,13 +20,17 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import hashlib
 import importlib.util
+import io
 import json
 import math
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,9 @@ GENERATION_SEED = 0
 MIN_ROWS = 10
 #: a numeric csv target with integer values and at most this many distinct values is a class label
 MAX_CSV_CLASSES = 100
+
+#: ``progress(bytes_read, total_bytes)``, called while a large csv file is read
+Progress = Callable[[int, int], None]
 
 
 class DataError(CommandError):
@@ -73,6 +80,9 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int | None = None
+    #: why the task is classification or regression, for messages such as "maximize(
+    #: val_accuracy) needs a classification data set"
+    task_reason: str = ""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -94,7 +104,7 @@ class Dataset:
 
 
 def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
-              base_dir: str | Path = ".") -> Dataset:
+              base_dir: str | Path = ".", progress: Progress | None = None) -> Dataset:
     """The data set a spec's ``data`` value names.
 
     Args:
@@ -105,6 +115,9 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
             *not* the training seed: keep it fixed (0) so that every trial is
             scored on the same validation rows.
         base_dir: where relative file paths start (the spec file's folder).
+        progress: called as ``progress(bytes_read, total_bytes)`` while a csv file of
+            at least :data:`PROGRESS_MIN_BYTES` is read, at most every
+            :data:`PROGRESS_EVERY_S` seconds, and once at the end with both equal.
 
     Raises:
         SpecError: an unknown data set, or a file that cannot be used.
@@ -119,7 +132,7 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
     assert src.path is not None
     key = _file_key(src.path)
     if src.kind == "csv":
-        return _csv(*key, src.args[0], float(val_split), int(seed), src.name)
+        return _csv_cached((*key, src.args[0], float(val_split), int(seed), src.name), progress)
     return _npz(*key, float(val_split), int(seed), src.name)
 
 
@@ -304,11 +317,13 @@ def _make(name: str, x: np.ndarray, y: np.ndarray, n_classes: int | None,
     if standardize:
         xs = _standardize(*xs)
     ys = [y[i] for i in idx]
-    return _dataset(name, xs, ys, n_classes)
+    task = (f"classification set of {n_classes} classes" if n_classes is not None
+            else "regression set")
+    return _dataset(name, xs, ys, n_classes, f"'{name}' is a bundled {task}")
 
 
 def _dataset(name: str, xs: list[np.ndarray], ys: list[np.ndarray],
-             n_classes: int | None) -> Dataset:
+             n_classes: int | None, reason: str) -> Dataset:
     def xt(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
@@ -319,7 +334,7 @@ def _dataset(name: str, xs: list[np.ndarray], ys: list[np.ndarray],
 
     task = "classification" if n_classes is not None else "regression"
     return Dataset(name, task, xt(xs[0]), yt(ys[0]), xt(xs[1]), yt(ys[1]), xt(xs[2]),
-                   yt(ys[2]), n_classes)
+                   yt(ys[2]), n_classes, reason)
 
 
 # ---- bundled data sets -----------------------------------------------------------
@@ -530,92 +545,426 @@ def _synthetic(shape: tuple[int, ...], classes: int, rows: int, val_split: float
             xs[s][pos[a:b][here]] = x[here]
     name = f"synthetic(shape={list(shape)}, classes={classes}, rows={rows})"
     return _dataset(name, [a.reshape(len(a), *shape) for a in xs], [y[i] for i in idx],
-                    classes)
+                    classes, f"{name} is a classification task of {classes} classes")
 
 
 # ---- csv ---------------------------------------------------------------------------
 
+#: the largest finite float32: a value beyond it would become inf in the tensors
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: target cells that mean "no value", compared stripped and in lower case
+MISSING_MARKERS = frozenset({"", "nan", "na", "n/a", "#n/a", "null", "none", "?", "-", "inf",
+                             "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+#: files at least this large report their reading progress
+PROGRESS_MIN_BYTES = 20_000_000
+#: seconds between two progress reports
+PROGRESS_EVERY_S = 0.25
+#: most columns a csv file may have
+MAX_CSV_COLUMNS = 100_000
+#: feature values converted per block of rows (bounds the Python lists of a block)
+_CSV_BLOCK_VALUES = 1 << 16
+#: how much of a file's start is checked for binary content before parsing
+_SNIFF_BYTES = 1 << 16
+
+def quote_cell(text: str, limit: int = 20) -> str:
+    """A file's cell as a message may show it: quoted, at most ``limit`` characters, with
+    control and other unprintable characters escaped (``'\\x1b[2J'``), never raw."""
+    text = text.strip()
+    cut = text[:limit]
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                    for c in cut)
+    return f"'{shown}{'...' if len(text) > limit else ''}'"
+
+
+def _columns_hint(names: list[str], target: str) -> str:
+    """Closest column names, and the list when the first row looks like a header: 2 to 50
+    short, printable names. Anything else (a file that is not a csv) is not echoed."""
+    if 2 <= len(names) <= 50 and all(0 < len(n) <= 30 and n.isprintable() for n in names):
+        return suggest(target, names, listing="its columns are") or ""
+    return (f"its first line has {len(names)} cell{'s' if len(names) != 1 else ''} that do "
+            "not look like column names; the first line of a csv file must name the columns")
+
+
+def _csv_cached(key: tuple[Any, ...], progress: Progress | None) -> Dataset:
+    """``_csv`` through a small cache (its key holds the file's identity and the settings)."""
+    data = _CSV_CACHE.pop(key, None)
+    if data is None:
+        data = _csv(*key, progress=progress)
+        if len(_CSV_CACHE) >= 8:
+            _CSV_CACHE.pop(next(iter(_CSV_CACHE)))
+    _CSV_CACHE[key] = data
+    return data
+
+
+_CSV_CACHE: dict[tuple[Any, ...], Dataset] = {}
+
+
+def _csv(full: str, mtime: int, size: int, ino: int, ctime: int, target: str,
+         val_split: float, seed: int, shown: str, *, progress: Progress | None = None
+         ) -> Dataset:
+    table = _CsvReader(full, size, shown, target, progress).read()
+    y, n_classes, reason = table.resolve_target()
+    idx = _three_way(len(y), val_split, seed, y if n_classes is not None else None)
+    xs = table.standardized(idx)
+    ys = [y[i] for i in idx]
+    return _dataset(f"csv:{shown}", xs, ys, n_classes, reason)
+
+
+class _CsvReader:
+    """Reads a csv file row by row, checking each row as it comes: the first bad row fails
+    with its line number (``csv.reader.line_num``: blank lines and quoted line breaks count).
+
+    Features go to a growing float64 array (a block of rows at a time), the target to a
+    float64 array of numbers or of text-label codes, and each row's line number beside them.
+    """
+
+    def __init__(self, full: str, size: int, shown: str, target: str,
+                 progress: Progress | None) -> None:
+        self.full, self.size, self.shown, self.target = full, size, shown, target
+        self.progress = progress if size >= PROGRESS_MIN_BYTES else None
+        self.n = 0  # rows stored
+        self.block: list[float] = []  # features of the rows not stored yet
+        self.block_target: list[float] = []
+        self.block_lines: list[int] = []
+        self.labels: dict[str, int] = {}  # text label -> code
+        self.kind: str | None = None  # "number" or "text": the first row's target
+        self.first: tuple[int, str] = (0, "")  # line and cell of the first target
+        self.x = np.empty((0, 0))
+        self.y = np.empty(0)
+        self.lines = np.empty(0, dtype=np.int64)
+        self.names: list[str] = []
+        self.raw: Any = None
+        self.last_report = 0.0
+
+    # -- reading
+
+    def read(self) -> _CsvReader:
+        try:
+            with open(self.full, "rb") as raw:
+                self.raw = raw
+                self._sniff(raw)
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                reader = csv.reader(self._lines(text))
+                try:
+                    self._rows(reader)
+                except UnicodeDecodeError:
+                    raise DataError(f"{self.shown} is not a text csv file: after row "
+                                    f"{reader.line_num} it holds bytes that are not UTF-8 "
+                                    "text", hint="save it as UTF-8 csv") from None
+                except csv.Error as e:
+                    raise DataError(f"{self.shown}, row {reader.line_num + 1}: not valid csv "
+                                    f"({e})") from None
+        except OSError as e:
+            raise DataError(f"cannot read {self.shown}: {e.strerror or e}") from None
+        except MemoryError:
+            raise DataError(f"{self.shown} is too large to load into memory "
+                            f"({self.size / 1e6:,.0f} MB)") from None
+        if self.progress is not None:
+            self.progress(self.size, self.size)
+        return self
+
+    def _sniff(self, raw: Any) -> None:
+        """A file whose start holds NUL bytes or is not UTF-8 is binary: say so, show nothing."""
+        head = raw.read(_SNIFF_BYTES)
+        raw.seek(0)
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < _SNIFF_BYTES)
+            binary = b"\0" in head
+        except UnicodeDecodeError:
+            binary = True
+        if binary:
+            raise DataError(f"{self.shown} is not a text csv file (it holds NUL bytes or "
+                            "bytes that are not UTF-8 text)",
+                            hint="csv() reads UTF-8 text with a header line; "
+                                 "use npz() for numpy arrays")
+
+    def _lines(self, text: Any) -> Any:
+        for line in text:
+            if "\0" in line:
+                raise DataError(f"{self.shown} is not a text csv file (it holds NUL bytes)",
+                                hint="csv() reads UTF-8 text with a header line")
+            yield line
+
+    def _header(self, reader: Any) -> int:
+        """Read and check the header; the index of the target column."""
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                break
+        else:
+            raise DataError(f"{self.shown} is empty",
+                            hint="a csv file needs a line naming the columns, then data rows")
+        row = f"{self.shown}, row {reader.line_num}"
+        names = self.names = [c.strip() for c in cells]
+        if len(names) > MAX_CSV_COLUMNS:
+            raise DataError(f"{row}: {len(names):,} columns; at most {MAX_CSV_COLUMNS:,} are "
+                            "supported")
+        if self.target not in names and all(_number(c) is not None for c in names):
+            raise DataError(f"{self.shown} has no header row (its first row is numbers)",
+                            hint="add a first line naming the columns, like x1,x2,label")
+        seen: dict[str, int] = {}
+        for j, name in enumerate(names):
+            if not name:
+                raise DataError(f"{row}: column {j + 1} has no name; every column needs "
+                                "one", hint="name it, or remove the column")
+            if name in seen:
+                raise DataError(f"{row}: columns {seen[name] + 1} and {j + 1} are both named "
+                                f"{quote_cell(name)}; every column needs its own name",
+                                hint="rename one of them (a duplicated target column would "
+                                     "pass its labels to the model as a feature)")
+            seen[name] = j
+        if self.target not in seen:
+            raise DataError(f"{self.shown} has no column {quote_cell(self.target)}",
+                            hint=_columns_hint(names, self.target))
+        if len(names) == 1:
+            raise DataError(f"{self.shown} has no feature columns besides "
+                            f"{quote_cell(self.target)}")
+        return seen[self.target]
+
+    def _rows(self, reader: Any) -> None:
+        t = self._header(reader)
+        width = len(self.names)
+        features = width - 1
+        self.per_block = max(1, _CSV_BLOCK_VALUES // features)
+        self.x = np.empty((self.per_block, features))
+        self.y = np.empty(self.per_block)
+        self.lines = np.empty(self.per_block, dtype=np.int64)
+        block, block_target, block_lines = self.block, self.block_target, self.block_lines
+        labels, missing = self.labels, MISSING_MARKERS
+        prev = reader.line_num
+        for cells in reader:
+            line, prev = prev + 1, reader.line_num  # where the row starts, where it ends
+            if len(cells) != width:
+                if not any(c.strip() for c in cells):
+                    continue  # a blank line
+                self._flush()
+                raise DataError(f"{self.shown}, row {line}: {len(cells)} values but the header "
+                                f"has {width} columns",
+                                hint="every row needs one value per column")
+            cell = cells.pop(t)
+            k = len(block)
+            try:
+                block.extend(map(float, cells))
+            except ValueError:
+                del block[k:]
+                self._flush()
+                if not cell.strip() and not any(c.strip() for c in cells):
+                    continue  # a row of empty cells (",,,"): blank
+                self._bad_feature(line, cells, t)
+            s = cell.strip()
+            if s.lower() in missing:
+                del block[k:]
+                self._flush()
+                raise DataError(f"{self.shown}, row {line}, column {quote_cell(self.target)}: "
+                                f"the target is missing ({quote_cell(s) if s else 'empty'}); "
+                                "every row needs a target",
+                                hint="fill it in or drop the row")
+            try:
+                v = float(s)
+                kind = "number"
+            except ValueError:
+                kind = "text"
+            if kind != self.kind:
+                if self.kind is None:
+                    self.kind, self.first = kind, (line, s)
+                else:
+                    del block[k:]
+                    self._flush()
+                    self._mixed(line, s)
+            if kind == "text":
+                code = labels.get(s)
+                if code is None:
+                    if len(labels) >= MAX_CSV_CLASSES:
+                        del block[k:]
+                        self._flush()
+                        raise DataError(
+                            f"{self.shown}, row {line}, column {quote_cell(self.target)}: "
+                            f"{quote_cell(s)} is text label number {len(labels) + 1}; at most "
+                            f"{MAX_CSV_CLASSES} classes are supported",
+                            hint="a regression target must hold numbers only")
+                    code = labels[s] = len(labels)
+                v = code
+            block_target.append(v)
+            block_lines.append(line)
+            if len(block_lines) >= self.per_block:
+                self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Check the rows read since the last flush and store them."""
+        if not self.block_lines:
+            return
+        m = len(self.block_lines)
+        x = np.array(self.block, dtype=np.float64).reshape(m, -1)
+        y = np.array(self.block_target, dtype=np.float64)
+        lines = np.array(self.block_lines, dtype=np.int64)
+        self.block.clear()
+        self.block_target.clear()
+        self.block_lines.clear()
+        bad_x = ~(np.abs(x) <= FLOAT32_MAX)  # also nan
+        bad_y = ~(np.abs(y) <= FLOAT32_MAX) if self.kind == "number" else np.zeros(m, bool)
+        if bad_x.any() or bad_y.any():
+            self._out_of_range(x, y, lines, bad_x, bad_y)
+        if self.n + m > len(self.x):
+            self._grow(self.n + m)
+        self.x[self.n:self.n + m] = x
+        self.y[self.n:self.n + m] = y
+        self.lines[self.n:self.n + m] = lines
+        self.n += m
+        if self.progress is not None:
+            now = time.monotonic()
+            if now - self.last_report >= PROGRESS_EVERY_S:
+                self.last_report = now
+                self.progress(min(self.raw.tell(), self.size), self.size)
+
+    def _grow(self, need: int) -> None:
+        """Make room for ``need`` rows: about as many as the file holds, by its bytes per row."""
+        done = max(self.raw.tell(), 1)
+        estimate = int(self.size / done * need * 1.1) + self.per_block
+        # a row takes at least two bytes a column (a digit and a comma or line break)
+        estimate = min(estimate, self.size // (2 * len(self.names)) + self.per_block)
+        capacity = max(need, estimate, int(len(self.x) * 1.5))
+        for attr in ("x", "y", "lines"):
+            old = getattr(self, attr)
+            new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[:self.n] = old[:self.n]
+            setattr(self, attr, new)
+
+    # -- errors
+
+    def _column(self, j: int) -> str:
+        """The name of feature ``j`` (features are the columns without the target)."""
+        names = [n for n in self.names if n != self.target]
+        return quote_cell(names[j])
+
+    def _bad_feature(self, line: int, cells: list[str], t: int) -> None:
+        for j, c in enumerate(cells):
+            if _number(c) is None:
+                what = "is empty" if not c.strip() else f"is {quote_cell(c)}"
+                raise DataError(f"{self.shown}, row {line}, column {self._column(j)} {what}: "
+                                "feature columns must hold finite numbers",
+                                hint="encode categories as numbers, fill in missing values, "
+                                     "or drop the column")
+        raise AssertionError("a feature failed to parse, then parsed")  # pragma: no cover
+
+    def _mixed(self, line: int, s: str) -> None:
+        first_line, first = self.first
+        was = "numbers" if self.kind == "number" else "text"
+        now = "a number" if self.kind == "text" else "text"
+        raise DataError(f"{self.shown}, row {line}, column {quote_cell(self.target)}: the target "
+                        f"{quote_cell(s)} is {now}, but the targets before it are {was} (row "
+                        f"{first_line}: {quote_cell(first)}); a target holds numbers or text "
+                        "labels, not a mix of numbers and text",
+                        hint="fix the odd value; text labels sort as text, so a mix would "
+                             "number the classes in an unexpected order")
+
+    def _out_of_range(self, x: np.ndarray, y: np.ndarray, lines: np.ndarray,
+                      bad_x: np.ndarray, bad_y: np.ndarray) -> None:
+        """Raise for the first row (then column) holding a value beyond float32, or nan/inf."""
+        rows = bad_x.any(axis=1) | bad_y
+        i = int(np.argmax(rows))
+        row = f"{self.shown}, row {int(lines[i])}"
+        # the columns in file order: the target sits at its own index
+        t = self.names.index(self.target)
+        order = list(range(x.shape[1]))
+        cols = [(j if j < t else j + 1, "x", j) for j in order] + [(t, "y", 0)]
+        for _, which, j in sorted(cols):
+            v = float(x[i, j]) if which == "x" else float(y[i])
+            bad = bool(bad_x[i, j]) if which == "x" else bool(bad_y[i])
+            if not bad:
+                continue
+            name = self._column(j) if which == "x" else quote_cell(self.target)
+            if not math.isfinite(v):
+                raise DataError(f"{row}, column {name} is {v}: feature columns must hold "
+                                "finite numbers",
+                                hint="fill in missing values, or drop the row or column")
+            raise DataError(f"{row}, column {name} is {v:g}, beyond float32 (at most "
+                            f"{FLOAT32_MAX:.7g} in size): it would become infinite",
+                            hint="rescale the column (divide it by a power of ten), or fix "
+                                 "the value")
+        raise AssertionError("no bad value found")  # pragma: no cover
+
+    # -- the target and the features, once read
+
+    def resolve_target(self) -> tuple[np.ndarray, int | None, str]:
+        """Class indices (labels sorted: numbers by value, text alphabetically) or float
+        targets, the class count (None: regression), and why the task is what it is."""
+        n, shown, tq = self.n, self.shown, quote_cell(self.target)
+        if n < MIN_ROWS:
+            raise DataError(f"{shown} has {n} data rows; at least {MIN_ROWS} are needed to "
+                            "split train, validation and test")
+        values = self.y[:n]
+        if self.kind == "text":
+            order = sorted(self.labels)
+            if len(order) < 2:
+                raise DataError(f"{shown}: the target {tq} has a single value; "
+                                "classification needs at least 2 classes")
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[[self.labels[s] for s in order]] = np.arange(len(order))
+            reason = (f"target {tq} holds text labels, so its {len(order)} distinct values are "
+                      "read as classes")
+            return rank[values.astype(np.int64)], len(order), reason
+        fraction = np.flatnonzero(values != np.round(values))
+        if len(fraction):
+            i = int(fraction[0])
+            return values.reshape(-1, 1), None, (
+                f"target {tq} holds numbers that are not integers (like {values[i]:g} in row "
+                f"{int(self.lines[i])}), so it is read as a regression target")
+        distinct = np.unique(values)
+        if len(distinct) > MAX_CSV_CLASSES:
+            return values.reshape(-1, 1), None, (
+                f"target {tq} has {len(distinct)} distinct integer values, more than "
+                f"{MAX_CSV_CLASSES}, so it is read as a regression target")
+        if len(distinct) < 2:
+            raise DataError(f"{shown}: the target {tq} has a single value; classification "
+                            "needs at least 2 classes")
+        reason = (f"target {tq} has {len(distinct)} distinct integer values, at most "
+                  f"{MAX_CSV_CLASSES}, so they are read as classes")
+        return np.searchsorted(distinct, values), len(distinct), reason
+
+    def standardized(self, idx: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        """Each split's features as float32, standardized with the train split's mean and
+        population std (a constant feature: std 1), a block of rows at a time."""
+        x = self.x[:self.n]
+        train = idx[0]
+        block = self.per_block * 16
+        total = np.zeros(x.shape[1])
+        for a in range(0, len(train), block):
+            total += x[train[a:a + block]].sum(axis=0)
+        mean = total / len(train)
+        square = np.zeros(x.shape[1])
+        for a in range(0, len(train), block):
+            square += ((x[train[a:a + block]] - mean) ** 2).sum(axis=0)
+        std = np.sqrt(square / len(train))
+        std = np.where(std > 0, std, 1.0)
+        out = []
+        first_bad: tuple[int, int, float, float] | None = None
+        for rows in idx:
+            z = np.empty((len(rows), x.shape[1]), dtype=np.float32)
+            for a in range(0, len(rows), block):
+                part = (x[rows[a:a + block]] - mean) / std
+                bad = ~(np.abs(part) <= FLOAT32_MAX)
+                if bad.any():
+                    i, j = np.argwhere(bad)[0]
+                    line = int(self.lines[rows[a + i]])
+                    if first_bad is None or line < first_bad[0]:
+                        first_bad = (line, int(j), float(x[rows[a + i], j]), float(part[i, j]))
+                    continue
+                z[a:a + block] = part
+            out.append(z)
+        if first_bad is not None:
+            line, j, v, zv = first_bad
+            raise DataError(f"{self.shown}, row {line}, column {self._column(j)}: {v:g} "
+                            f"standardizes to {zv:g} (train mean {mean[j]:.3g}, std "
+                            f"{std[j]:.3g}), beyond float32: the column barely varies on the "
+                            "train split", hint="drop or rescale the column")
+        return out
+
 
 def _number(s: str) -> float | None:
     try:
-        v = float(s)
+        return float(s)
     except ValueError:
         return None
-    return v
-
-
-@functools.lru_cache(maxsize=8)
-def _csv(full: str, mtime: int, size: int, ino: int, ctime: int, target: str,
-         val_split: float, seed: int, shown: str) -> Dataset:
-    try:
-        with open(full, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"cannot read {shown}: {e}") from None
-    if not rows:
-        raise DataError(f"{shown} is empty")
-    header = [h.strip() for h in rows[0]]
-    if target not in header:
-        if all(_number(h) is not None for h in header):
-            raise DataError(f"{shown} has no header row (its first row is numbers)",
-                            hint="add a first line naming the columns, like x1,x2,label")
-        raise DataError(f"{shown} has no column '{target}'",
-                        hint=suggest(target, header, listing="its columns are"))
-    body = rows[1:]
-    if len(body) < MIN_ROWS:
-        raise DataError(f"{shown} has {len(body)} data rows; at least {MIN_ROWS} are needed "
-                        "to split train, validation and test")
-    width = len(header)
-    for i, r in enumerate(body):
-        if len(r) != width:
-            raise DataError(f"{shown}, row {i + 2}: {len(r)} values but the header has {width} "
-                            "columns")
-    t = header.index(target)
-    feats = [j for j in range(width) if j != t]
-    if not feats:
-        raise DataError(f"{shown} has no feature columns besides '{target}'")
-    x = np.empty((len(body), len(feats)))
-    for k, j in enumerate(feats):
-        for i, r in enumerate(body):
-            v = _number(r[j])
-            if v is None or not math.isfinite(v):
-                what = "is empty" if not r[j].strip() else f"is '{r[j].strip()}'"
-                raise DataError(f"{shown}, row {i + 2}, column '{header[j]}' {what}: feature "
-                                "columns must hold finite numbers",
-                                hint="encode categories as numbers, fill in missing values, "
-                                     "or drop the column")
-            x[i, k] = v
-    raw = [r[t].strip() for r in body]
-    y, n_classes = _csv_target(raw, shown, target)
-    idx = _three_way(len(x), val_split, seed, y if n_classes is not None else None)
-    return _make(f"csv:{shown}", x, y, n_classes, idx, standardize=True)
-
-
-def _csv_target(raw: list[str], shown: str, target: str) -> tuple[np.ndarray, int | None]:
-    """Class indices (labels sorted: numbers by value, text alphabetically) or float targets."""
-    if any(not s for s in raw):
-        i = next(i for i, s in enumerate(raw) if not s)
-        raise DataError(f"{shown}, row {i + 2}: the target '{target}' is empty")
-    nums = [_number(s) for s in raw]
-    if all(v is not None and math.isfinite(v) for v in nums):
-        values = np.asarray(nums, dtype=np.float64)
-        distinct = np.unique(values)
-        if not (np.all(distinct == np.round(distinct)) and len(distinct) <= MAX_CSV_CLASSES):
-            return values.reshape(-1, 1), None
-        y = np.searchsorted(distinct, values)
-    else:
-        labels = sorted(set(raw))
-        if len(labels) > MAX_CSV_CLASSES:
-            raise DataError(f"{shown}: the target '{target}' has {len(labels)} distinct text "
-                            f"values; at most {MAX_CSV_CLASSES} classes are supported",
-                            hint="a regression target must hold numbers only")
-        index = {s: i for i, s in enumerate(labels)}
-        y = np.asarray([index[s] for s in raw])
-        distinct = labels  # type: ignore[assignment]
-    if len(distinct) < 2:
-        raise DataError(f"{shown}: the target '{target}' has a single value; classification "
-                        "needs at least 2 classes")
-    return y.astype(np.int64), len(distinct)
 
 
 # ---- npz ---------------------------------------------------------------------------
@@ -656,8 +1005,8 @@ def _npz(full: str, mtime: int, size: int, ino: int, ctime: int, val_split: floa
             if a.ndim == 0:
                 raise DataError(f"{shown}: array '{name}' is a scalar; it needs one row per "
                                 "example")
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise DataError(f"{shown}: array '{name}' has NaN or infinite values")
+            if a.dtype.kind == "f":
+                _check_float32(a, name, shown)
         if len(x) != len(y):
             raise DataError(f"{shown}: x{suffix} has {len(x)} rows but y{suffix} has {len(y)}")
     x, y = parts[""]
@@ -673,6 +1022,10 @@ def _npz(full: str, mtime: int, size: int, ino: int, ctime: int, val_split: floa
         raise DataError(f"{shown}: y is integer in some arrays and float in others")
     n_classes: int | None = None
     ys = {s: p[1] for s, p in given.items()}
+    kind = "booleans" if y.dtype.kind == "b" else "integers" if classify else "floats"
+    reason = (f"y holds {kind} ({y.dtype}), so "
+              + ("its labels are read as classes" if classify else
+                 "it is read as a regression target; store integer labels for classes"))
     if classify:
         for s, a in ys.items():
             if a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
@@ -700,4 +1053,18 @@ def _npz(full: str, mtime: int, size: int, ino: int, ctime: int, val_split: floa
     for name, a in zip(("train", "validation", "test"), xs, strict=True):
         if len(a) == 0:
             raise DataError(f"{shown}: the {name} split is empty")
-    return _dataset(f"npz:{shown}", xs, yl, n_classes)  # type: ignore[arg-type]
+    return _dataset(f"npz:{shown}", xs, yl, n_classes, reason)  # type: ignore[arg-type]
+
+
+def _check_float32(a: np.ndarray, name: str, shown: str) -> None:
+    """A float array must be finite and fit float32: name the index of the first bad value."""
+    bad = ~(np.abs(a) <= FLOAT32_MAX)  # also nan
+    if not bad.any():
+        return
+    where = [int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape)]
+    v = float(a[tuple(where)])
+    what = (f"{v}: values must be finite numbers" if not math.isfinite(v) else
+            f"{v:g}, beyond float32 (at most {FLOAT32_MAX:.7g} in size): it would become "
+            "infinite")
+    raise DataError(f"{shown}: array '{name}' at index {where} is {what}",
+                    hint="fix or drop the value, or rescale the array")

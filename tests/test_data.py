@@ -522,6 +522,150 @@ def test_missing_file_and_unknown_data_set_are_spec_errors(tmp_path):
     assert "did you mean 'digits'" in str(e.value)
 
 
+# ---- bad data is rejected, located ----------------------------------------------------
+
+
+def csv_lines(header: str, rows: list[str], tmp_path: Path, name: str = "d.csv") -> SymbolCall:
+    """A csv file of ``header`` and ``rows`` (line 1 is the header, data rows from line 2)."""
+    (tmp_path / name).write_text("\n".join([header, *rows]) + "\n")
+    return SymbolCall("csv", (name,), (("target", "y"),))
+
+
+def data_error(data: SymbolCall, tmp_path: Path) -> str:
+    """The one-line message loading ``data`` fails with."""
+    with pytest.raises(DataError) as e:
+        load_data(data, base_dir=tmp_path)
+    text = str(e.value)
+    assert "\n" not in text and text.startswith("error: ")
+    return text
+
+
+def labelled(n: int = 20) -> list[str]:
+    """n rows `a,b,y` with two classes: a = row index, b = a / 2, y = a % 2."""
+    return [f"{i},{i / 2},{i % 2}" for i in range(n)]
+
+
+@pytest.mark.parametrize("marker", ["", "nan", "NaN", "NA", "N/A", "null", "None", "?", "-",
+                                    "inf", " NULL "])
+def test_a_missing_target_is_rejected_not_a_class(tmp_path, marker):
+    rows = labelled()
+    rows[6] = f"6,3.0,{marker}"  # data row 7: line 8 of the file
+    text = data_error(csv_lines("a,b,y", rows, tmp_path), tmp_path)
+    assert "d.csv, row 8, column 'y'" in text and "missing" in text
+
+
+def test_a_target_that_mixes_numbers_and_text_is_rejected_at_the_first_odd_row(tmp_path):
+    rows = labelled(30)
+    rows[10] = "10,5.0,cat"  # line 12
+    rows[20] = "20,10.0,dog"
+    text = data_error(csv_lines("a,b,y", rows, tmp_path), tmp_path)
+    assert "d.csv, row 12, column 'y'" in text and "'cat'" in text
+    assert "numbers and text" in text
+    # mostly text: the odd row is the first number
+    rows = [f"{i},{i},{'cat' if i % 2 else 'dog'}" for i in range(30)]
+    rows[14] = "14,14,7"  # line 16
+    text = data_error(csv_lines("a,b,y", rows, tmp_path), tmp_path)
+    assert "row 16, column 'y'" in text and "'7'" in text
+
+
+@pytest.mark.parametrize("header, message", [
+    ("a,y,y", "columns 2 and 3 are both named 'y'"),
+    ("y,b,y", "columns 1 and 3 are both named 'y'"),
+    ("a,a,y", "columns 1 and 2 are both named 'a'"),
+    ("a,,y", "column 2 has no name"),
+])
+def test_duplicated_or_empty_column_names_are_rejected(tmp_path, header, message):
+    rows = [f"{i},{i % 3},{i % 2}" for i in range(20)]
+    text = data_error(csv_lines(header, rows, tmp_path), tmp_path)
+    assert "d.csv, row 1" in text and message in text
+
+
+@pytest.mark.parametrize("value", ["1e300", "-3.5e38", "1e39"])
+def test_a_feature_beyond_float32_is_rejected_not_zeroed(tmp_path, value):
+    rows = labelled()
+    rows[7] = f"7,{value},1"  # line 9
+    text = data_error(csv_lines("a,b,y", rows, tmp_path), tmp_path)
+    assert "d.csv, row 9, column 'b'" in text and "float32" in text
+
+
+def test_the_largest_float32_values_are_accepted(tmp_path):
+    rows = labelled()
+    rows[7] = "7,3.4e38,1"
+    rows[8] = "8,-3.4e38,0"
+    d = load_data(csv_lines("a,b,y", rows, tmp_path), base_dir=tmp_path)
+    assert all(torch.isfinite(t).all() for t in (d.x_train, d.x_val, d.x_test))
+
+
+def test_a_regression_target_beyond_float32_is_rejected(tmp_path):
+    rows = [f"{i},{i * 0.37 + 0.5}" for i in range(20)]
+    rows[4] = "4,-2e40"  # line 6
+    (tmp_path / "r.csv").write_text("\n".join(["a,y", *rows]) + "\n")
+    text = data_error(SymbolCall("csv", ("r.csv", "y")), tmp_path)
+    assert "r.csv, row 6, column 'y'" in text and "float32" in text
+
+
+def test_a_standardized_feature_that_overflows_float32_is_rejected(tmp_path):
+    # which rows are held out depends only on the labels: find a test row by an id column
+    n = 30
+    ids = [f"{i},0,{i % 2}" for i in range(n)]
+    d = load_data(csv_lines("id,c,y", ids, tmp_path), base_dir=tmp_path)
+    # a standardized id keeps the ids' order; ids are 0..n-1
+    ranks = np.argsort(np.argsort(all_rows(d)[0][:, 0]))
+    test_id = int(ranks[len(d.x_train) + len(d.x_val)])
+    # column c: tiny differences on every row (train std ~5e-151), 1.0 on a test row
+    rows = [f"{i},{1e-150 * (i % 2)},{i % 2}" for i in range(n)]
+    rows[test_id] = f"{test_id},1.0,{test_id % 2}"
+    text = data_error(csv_lines("id,c,y", rows, tmp_path, "e.csv"), tmp_path)
+    assert f"e.csv, row {test_id + 2}, column 'c'" in text and "standardiz" in text
+
+
+def test_npz_values_beyond_float32_are_rejected_with_their_index(tmp_path):
+    x = np.zeros((20, 3))
+    x[4, 2] = 1e300
+    np.savez(tmp_path / "a.npz", x=x, y=np.arange(20) % 2)
+    text = data_error(SymbolCall("npz", ("a.npz",)), tmp_path)
+    assert "a.npz" in text and "array 'x'" in text and "[4, 2]" in text and "float32" in text
+    y = np.linspace(0, 1, 20)
+    y[11] = -1e39
+    np.savez(tmp_path / "b.npz", x=np.zeros((20, 3)), y=y)
+    text = data_error(SymbolCall("npz", ("b.npz",)), tmp_path)
+    assert "array 'y'" in text and "[11]" in text
+    x = np.zeros((20, 3), dtype=np.float32)
+    x[2, 1] = np.nan
+    np.savez(tmp_path / "c.npz", x=x, y=np.arange(20) % 2)
+    text = data_error(SymbolCall("npz", ("c.npz",)), tmp_path)
+    assert "array 'x'" in text and "[2, 1]" in text and "nan" in text.lower()
+
+
+def test_many_distinct_integer_labels_say_why_they_are_a_regression_target(tmp_path):
+    rows = [f"{i},{i % 150}" for i in range(300)]
+    d = load_data(csv_lines("a,y", rows, tmp_path), base_dir=tmp_path)
+    assert d.task == "regression"
+    assert ("target 'y' has 150 distinct integer values, more than 100, so it is read as a "
+            "regression target") in d.task_reason
+    rows = [f"{i},{i % 100}" for i in range(300)]
+    d = load_data(csv_lines("a,y", rows, tmp_path, "c.csv"), base_dir=tmp_path)
+    assert d.task == "classification" and d.n_classes == 100
+    assert "100 distinct integer values" in d.task_reason and "classes" in d.task_reason
+    rows = [f"{i},{i * 0.5}" for i in range(20)]
+    d = load_data(csv_lines("a,y", rows, tmp_path, "f.csv"), base_dir=tmp_path)
+    assert d.task == "regression" and "0.5" in d.task_reason  # the first non-integer
+    rows = [f"{i},{'ab'[i % 2]}" for i in range(20)]
+    d = load_data(csv_lines("a,y", rows, tmp_path, "t.csv"), base_dir=tmp_path)
+    assert d.task == "classification" and "text" in d.task_reason
+    np.savez(tmp_path / "f.npz", x=np.zeros((20, 2)), y=np.arange(20) % 2 * 1.0)
+    d = load_data(SymbolCall("npz", ("f.npz",)), base_dir=tmp_path)
+    assert d.task == "regression" and "float64" in d.task_reason
+    np.savez(tmp_path / "i.npz", x=np.zeros((20, 2)), y=np.arange(20) % 2)
+    d = load_data(SymbolCall("npz", ("i.npz",)), base_dir=tmp_path)
+    assert d.task == "classification" and "int64" in d.task_reason
+    for name in BUNDLED:
+        d = load_data(name)
+        assert name in d.task_reason and d.task in d.task_reason
+    d = load_data(synthetic([4], 3))
+    assert "classification" in d.task_reason
+
+
 # ---- npz ---------------------------------------------------------------------------
 
 
@@ -562,7 +706,7 @@ def test_npz_regression_with_given_val_and_test(tmp_path):
     ({"x": np.zeros((20, 2))}, "no array 'y'"),
     ({"x": np.zeros((20, 2)), "y": np.zeros(19)}, "x has 20 rows but y has 19"),
     ({"x": np.zeros((4, 2)), "y": np.arange(4)}, "4 rows"),
-    ({"x": np.full((20, 2), np.nan), "y": np.arange(20) % 2}, "NaN"),
+    ({"x": np.full((20, 2), np.nan), "y": np.arange(20) % 2}, r"index \[0, 0\] is nan"),
     ({"x": np.zeros((20, 2)), "y": np.zeros(20, dtype=int)}, "single class"),
     ({"x": np.zeros((20, 2)), "y": np.arange(20) % 2, "x_val": np.zeros((5, 3)),
       "y_val": np.arange(5) % 2}, "x_val has examples of shape"),
