@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -969,25 +970,81 @@ def _number(s: str) -> float | None:
 
 # ---- npz ---------------------------------------------------------------------------
 
+_SAVEZ = "write it with numpy.savez(path, x=inputs, y=targets)"
+#: the arrays an npz file may hold that are read (any others are left unread)
+NPZ_ARRAYS = ("x", "X", "y", "Y", "x_val", "X_val", "y_val", "Y_val", "x_test", "X_test",
+              "y_test", "Y_test")
+
+
+def _read_npz(full: str, shown: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays of :data:`NPZ_ARRAYS` an npz file holds, and the names of all it holds.
+
+    Reads the zip file itself rather than through ``np.load``: a renamed ``.npy``,
+    a damaged zip or a zip of other files each get their own message, object
+    arrays are refused from their header (nothing is unpickled), and arrays that
+    are not used are never read.
+    """
+    try:
+        with open(full, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DataError(f"cannot read {shown}: {e.strerror or e}") from None
+    if magic == b"\x93NUMPY":
+        raise DataError(f"{shown} is a single .npy array, not an .npz archive",
+                        hint=f"{_SAVEZ} (numpy.save writes one array)")
+    if not magic.startswith(b"PK"):
+        raise DataError(f"{shown} is not an .npz archive (not a zip file)", hint=_SAVEZ)
+    damaged = f"{shown} is a damaged or truncated zip file, not a readable .npz archive"
+    try:
+        archive = zipfile.ZipFile(full)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
+        raise DataError(damaged, hint=_SAVEZ) from None
+    arrays: dict[str, np.ndarray] = {}
+    with archive:
+        members = {n[:-4]: n for n in archive.namelist() if n.endswith(".npy")}
+        if not members:
+            raise DataError(f"{shown} is a zip file with no .npy arrays, not an .npz archive",
+                            hint=_SAVEZ)
+        for name in NPZ_ARRAYS:
+            if name not in members:
+                continue
+            try:
+                with archive.open(members[name]) as member:
+                    version = np.lib.format.read_magic(member)
+                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                              np.lib.format.read_array_header_2_0)
+                    _, _, dtype = header(member)
+                if dtype.hasobject:
+                    raise DataError(f"{shown}: array '{name}' holds Python objects ({dtype}); "
+                                    "only numeric arrays are read (objects would need "
+                                    "unpickling, which can run code)",
+                                    hint="store numbers, like numpy.savez(path, "
+                                         "x=x.astype('float32'), y=y)")
+                with archive.open(members[name]) as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+            except DataError:
+                raise
+            except Exception:  # damaged bytes fail in zipfile, zlib or numpy's header
+                # parser (BadZipFile, zlib.error, ValueError, SyntaxError, ...): all one to a user
+                raise DataError(f"{shown}: array '{name}' cannot be read (damaged or "
+                                "truncated data)", hint=_SAVEZ) from None
+    return arrays, sorted(members)
+
 
 @functools.lru_cache(maxsize=8)
 def _npz(full: str, mtime: int, size: int, ino: int, ctime: int, val_split: float, seed: int,
          shown: str) -> Dataset:
-    try:
-        with np.load(full, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"cannot read {shown} as an .npz archive: {e}",
-                        hint="write it with numpy.savez(path, x=inputs, y=targets)") from None
+    arrays, stored = _read_npz(full, shown)
 
     def pick(*names: str, required: bool = False) -> np.ndarray | None:
         for n in names:
             if n in arrays:
                 return arrays[n]
         if required:
+            listed = ", ".join(quote_cell(n) for n in stored[:10])
+            more = f" and {len(stored) - 10} more" if len(stored) > 10 else ""
             raise DataError(f"{shown} has no array '{names[0]}'",
-                            hint=f"it has: {', '.join(sorted(arrays)) or 'no arrays'}; "
-                                 "write it with numpy.savez(path, x=inputs, y=targets)")
+                            hint=f"it has: {listed}{more}; {_SAVEZ}")
         return None
 
     parts = {"": (pick("x", "X", required=True), pick("y", "Y", required=True)),
@@ -1011,6 +1068,9 @@ def _npz(full: str, mtime: int, size: int, ino: int, ctime: int, val_split: floa
             raise DataError(f"{shown}: x{suffix} has {len(x)} rows but y{suffix} has {len(y)}")
     x, y = parts[""]
     assert x is not None and y is not None
+    if len(x) == 0:
+        raise DataError(f"{shown}: x has no rows",
+                        hint=f"x and y need one row per example; {_SAVEZ}")
     given = {s: p for s, p in parts.items() if p[0] is not None}
     for s, (xs, _) in given.items():
         assert xs is not None

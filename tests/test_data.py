@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -719,7 +720,72 @@ def test_npz_mistakes_are_spec_errors(tmp_path, arrays, message):
         load_data(SymbolCall("npz", ("bad.npz",)), base_dir=tmp_path)
 
 
+def npz_error(path: Path) -> str:
+    return data_error(SymbolCall("npz", (path.name,)), path.parent)
+
+
+def test_a_renamed_npy_file_is_a_one_line_error(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((20, 3)))
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    text = npz_error(tmp_path / "a.npz")
+    assert "a.npz is a single .npy array, not an .npz archive" in text and "savez" in text
+
+
+def test_a_truncated_npz_is_a_one_line_error(tmp_path):
+    np.savez(tmp_path / "full.npz", x=np.zeros((20, 3)), y=np.arange(20) % 2)
+    data = (tmp_path / "full.npz").read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        (tmp_path / "t.npz").write_bytes(data[:cut])
+        text = npz_error(tmp_path / "t.npz")
+        assert "t.npz" in text and "damaged or truncated" in text
+
+
+def test_a_damaged_member_of_an_npz_is_a_one_line_error(tmp_path):
+    np.savez_compressed(tmp_path / "c.npz", x=np.arange(4000.0).reshape(200, 20),
+                        y=np.arange(200) % 2)
+    data = bytearray((tmp_path / "c.npz").read_bytes())
+    data[200:260] = bytes(60)  # inside the compressed x.npy
+    (tmp_path / "c.npz").write_bytes(bytes(data))
+    text = npz_error(tmp_path / "c.npz")
+    assert "c.npz" in text and "array 'x'" in text and "damaged" in text
+
+
+def test_a_zip_that_is_not_an_npz_is_a_one_line_error(tmp_path):
+    with zipfile.ZipFile(tmp_path / "z.npz", "w") as z:
+        z.writestr("x.txt", "1,2,3\n")
+        z.writestr("y.csv", "0\n")
+    text = npz_error(tmp_path / "z.npz")
+    assert "z.npz is a zip file with no .npy arrays" in text
+
+
+def test_object_arrays_in_an_npz_are_refused_without_unpickling(tmp_path):
+    x = np.empty((20, 2), dtype=object)
+    x[:] = 1.0
+    np.savez(tmp_path / "o.npz", x=x, y=np.arange(20) % 2)
+    text = npz_error(tmp_path / "o.npz")
+    assert "array 'x' holds Python objects" in text
+    # a pickle that is not an npz at all
+    import pickle
+
+    (tmp_path / "p.npz").write_bytes(pickle.dumps({"x": [1, 2]}))
+    assert "p.npz is not an .npz archive" in npz_error(tmp_path / "p.npz")
+
+
+def test_an_npz_with_no_rows_says_so(tmp_path):
+    np.savez(tmp_path / "e.npz", x=np.zeros((0, 3)), y=np.zeros(0, dtype=np.int64))
+    assert "e.npz: x has no rows" in npz_error(tmp_path / "e.npz")
+    np.savez(tmp_path / "f.npz", x=np.zeros((0, 3)), y=np.zeros(0))
+    assert "f.npz: x has no rows" in npz_error(tmp_path / "f.npz")
+
+
+def test_npz_arrays_that_are_not_used_are_not_read(tmp_path):
+    junk = np.empty(3, dtype=object)
+    np.savez(tmp_path / "k.npz", x=np.zeros((20, 2)), y=np.arange(20) % 2, notes=junk)
+    d = load_data(SymbolCall("npz", ("k.npz",)), base_dir=tmp_path)
+    assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 20
+
+
 def test_npz_that_is_not_an_archive_is_a_spec_error(tmp_path):
     (tmp_path / "text.npz").write_text("a,b\n1,2\n")
-    with pytest.raises(autoarch.SpecError, match="cannot read text.npz"):
+    with pytest.raises(autoarch.SpecError, match=r"text.npz is not an .npz archive \(not a zip"):
         load_data(SymbolCall("npz", ("text.npz",)), base_dir=tmp_path)
