@@ -1,7 +1,7 @@
 """The history database: every run, candidate, trial and epoch, in one SQLite file.
 
-Written through sqlite-utils by one writer (the search driver), in WAL mode with
-foreign keys on, so readers (``autoarch history``, ``sqlite-utils``, Datasette)
+Written through sqlite-utils by one writer per run (the search driver), in WAL mode
+with foreign keys on, so readers (``autoarch history``, ``sqlite-utils``, Datasette)
 can open it while a search runs. Tables:
 
 ``runs``        one row per search run (``name`` unique); the Optuna study lives in
@@ -16,27 +16,64 @@ can open it while a search runs. Tables:
 ``epochs``      per-epoch curves of each trained trial.
 ``weights``     the kept weights (the best trial's, or the Pareto front's) as a
                 file that ``torch.load(weights_only=True)`` reads.
+
+The file is marked as ours by ``PRAGMA application_id`` (:data:`APPLICATION_ID`),
+written with the schema in one transaction, so a process killed while creating it
+leaves an empty file or a whole schema. A file that is not ours (another program's
+SQLite database, a file that is not SQLite) is refused before anything is written.
+Every problem with the file is a one-line :class:`HistoryError`.
+
+A run is written by one process at a time: :meth:`History.lock_run` takes a POSIX
+record lock in ``<db>.lock`` that the kernel drops when the process ends, however it
+ends. Byte 0 of that file is held briefly while a run is claimed; byte 1 is held
+shared by every writing History, so that the lock file (and an unused database,
+``close(discard_if_unused=True)``) is deleted only by the last one to close.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import hashlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
 
 import sqlite_utils
 
-from ..dsl.errors import SpecError
+from ..dsl.errors import CommandError
 
 SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of a history database: "AAhd"
+APPLICATION_ID = 0x41416864
 STATES = ("running", "complete", "failed", "invalid", "pruned")
 #: states of trials that ran to their end: they count towards a run's budget
-#: (``failed`` only when it was not an interruption)
+#: (``failed`` only when its error does not start with :data:`INTERRUPTED`)
 FINISHED = ("complete", "failed", "pruned")
+#: the error of a failed trial that did not run to its end starts with this
 INTERRUPTED = "interrupted"
+TABLES = frozenset({"runs", "candidates", "trials", "epochs", "weights"})
+
+#: how long to wait for a busy database, or for another process's brief lock
+BUSY_TIMEOUT_S = 30.0
+_MAGIC = b"SQLite format 3\x00"
+_CLAIM_BYTE, _OPEN_BYTE = 0, 1  # bytes of the lock file; runs lock bytes from 2 up
+_RESTORE = "restore it from a backup or give --db a new file"
+
+
+class HistoryError(CommandError):
+    """A history database that cannot be used: missing, not ours, damaged, read-only,
+    of a newer schema, or a run in use by another process. Prints as one line."""
 
 
 def now() -> str:
@@ -47,126 +84,340 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=True)
 
 
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+_SCHEMA = (
+    """CREATE TABLE "runs" (
+   "id" INTEGER PRIMARY KEY, "name" TEXT NOT NULL, "model" TEXT, "spec_file" TEXT,
+   "spec_text" TEXT NOT NULL, "spec_hash" TEXT, "strategy" TEXT NOT NULL, "objectives" TEXT,
+   "config" TEXT, "trials_requested" INTEGER, "seed" INTEGER, "epochs" INTEGER,
+   "study_name" TEXT, "study_storage" TEXT, "started_at" TEXT, "finished_at" TEXT,
+   "status" TEXT NOT NULL, "autoarch_version" TEXT)""",
+    'CREATE UNIQUE INDEX "idx_runs_name" ON "runs" ("name")',
+    """CREATE TABLE "candidates" (
+   "arch_hash" TEXT PRIMARY KEY, "model" TEXT, "choices" TEXT, "graph" TEXT, "params" INTEGER,
+   "trainable_params" INTEGER, "nonzero_params" INTEGER, "flops" INTEGER, "memory" INTEGER,
+   "nodes" INTEGER, "first_run_id" INTEGER REFERENCES "runs"("id"), "first_seen_at" TEXT)""",
+    f"""CREATE TABLE trials (
+   id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id),
+   number INTEGER NOT NULL, arch_hash TEXT REFERENCES candidates(arch_hash),
+   choices TEXT, train_config TEXT,
+   state TEXT NOT NULL CHECK (state IN ({", ".join(f"'{s}'" for s in STATES)})),
+   metrics TEXT, objective TEXT, error TEXT, traceback TEXT,
+   duplicate_of INTEGER, params INTEGER, flops INTEGER,
+   started_at TEXT, finished_at TEXT, duration_s FLOAT)""",
+    'CREATE UNIQUE INDEX "idx_trials_run_id_number" ON "trials" ("run_id", "number")',
+    'CREATE INDEX "idx_trials_run_id_state" ON "trials" ("run_id", "state")',
+    'CREATE INDEX "idx_trials_arch_hash" ON "trials" ("arch_hash")',
+    """CREATE TABLE "epochs" (
+   "trial_id" INTEGER REFERENCES "trials"("id"), "epoch" INTEGER, "train_loss" REAL,
+   "train_accuracy" REAL, "val_loss" REAL, "val_accuracy" REAL, "lr" REAL, "wall_s" REAL,
+   PRIMARY KEY ("trial_id", "epoch"))""",
+    """CREATE TABLE "weights" (
+   "trial_id" INTEGER PRIMARY KEY REFERENCES "trials"("id"),
+   "run_id" INTEGER REFERENCES "runs"("id"), "data" BLOB, "saved_at" TEXT)""",
+    """CREATE VIEW trial_summary AS
+   SELECT runs.name AS run, trials.number, trials.state, trials.arch_hash,
+          trials.params, trials.flops, trials.objective, trials.metrics,
+          trials.duplicate_of, trials.error, trials.duration_s, trials.choices
+   FROM trials JOIN runs ON runs.id = trials.run_id""",
+)
+
+_T = TypeVar("_T", bound=Callable[..., Any])
+
+
+def _translated(method: _T) -> _T:
+    """sqlite3 errors of ``method`` become one-line HistoryErrors naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: History, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.ProgrammingError):  # a closed connection: our bug
+                raise
+            raise _error(self.path, e, readonly=self.readonly) from e
+
+    return wrapper  # type: ignore[return-value]
+
+
 class History:
-    """The history database of ``path``; created with its schema when missing.
+    """The history database of ``path``.
+
+    ``History(path)`` opens it for writing, creating it with its schema when it is
+    missing or an empty file (``create=False``: refuse a missing file). An existing
+    file must be ours; nothing is written to one that is not. ``readonly=True``
+    never creates or writes anything (``autoarch history``, ``autoarch best``).
 
     Example:
         >>> h = History("autoarch.db")
-        >>> [r["name"] for r in h.runs()]
+        >>> lock = h.lock_run("tpe-1")   # held until h.close() or lock.release()
+        >>> with h.transaction():
+        ...     run_id = h.create_run(name="tpe-1", spec_text="...", strategy="tpe")
+        >>> h.close(discard_if_unused=True)
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True):
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False):
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise SpecError(f"no history database at {self.path}",
-                            hint="run `autoarch search FILE.spec --db PATH` first")
+        self.readonly = readonly
+        #: True when this object made the file (it did not exist before)
+        self.created = False
+        self._locks: dict[str, RunLock] = {}
+        self._lockfile: _LockFile | None = None
+        self._closed = False
+        header = self._check_file(create=create and not readonly)
+        conn = None
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if readonly:
+                conn = _connect_readonly(self.path, header)
+            else:
+                self._lockfile = _LockFile.join(_lock_path(self.path), self.path)
+                self.created = not self.path.exists()
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn.text_factory = _text
             conn.execute("PRAGMA foreign_keys = ON")
             self.db = sqlite_utils.Database(conn)
-            self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self._create()
-        except sqlite3.DatabaseError as e:
-            raise SpecError(f"{self.path} is not a usable history database ({e})") from None
+            self._open_schema()
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if self._lockfile is not None:
+                self._lockfile.leave(self._own_files() if self.created else ())
+            if isinstance(e, sqlite3.DatabaseError) and not isinstance(
+                    e, sqlite3.ProgrammingError):
+                raise _error(self.path, e, readonly=readonly) from e
+            raise
 
-    def close(self) -> None:
-        self.db.conn.close()
+    # -- opening
 
-    # -- schema
+    def _check_file(self, *, create: bool) -> _Header | None:
+        """Refuse what must not be opened, before anything is written: the header."""
+        p = self.path
+        if p.is_dir():
+            raise HistoryError(f"{p} is a directory, not a history database",
+                               hint="give the path of a database file")
+        if not p.exists():
+            if not create:
+                raise HistoryError(f"no history database at {p}",
+                                   hint=f"run `autoarch search FILE.spec --db {p}` first")
+            folder = Path(os.path.abspath(p)).parent
+            if not folder.is_dir():
+                raise HistoryError(f"cannot create {p}: folder {folder} does not exist",
+                                   hint="create the folder first, or give --db another path")
+            self._check_folder(folder)
+            return None
+        try:
+            header = _read_header(p)
+        except OSError as e:
+            raise HistoryError(f"cannot read {p}: {e.strerror or e}",
+                               hint="check its permissions, or give --db another file") from None
+        if header is None:  # an empty file
+            if self.readonly:
+                raise HistoryError(f"{p} is empty: no search has written to it",
+                                   hint=f"run `autoarch search FILE.spec --db {p}` first")
+        else:
+            _check_ours(p, header, readonly=self.readonly)
+        if not self.readonly:
+            if not os.access(p, os.W_OK):
+                raise HistoryError(f"{p} is read-only",
+                                   hint="make it writable, or give --db a new file")
+            self._check_folder(Path(os.path.abspath(p)).parent)
+        return header
 
-    def _create(self) -> None:
+    def _check_folder(self, folder: Path) -> None:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise HistoryError(f"cannot write beside {self.path}: folder {folder} is read-only "
+                               "(SQLite keeps its -wal, -shm and lock files there)",
+                               hint="make the folder writable, or give --db another path")
+
+    def _open_schema(self) -> None:
+        """Check the schema; a writer creates it in an empty file, in one transaction."""
         db = self.db
-        if "runs" in db.table_names():
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise SpecError(f"{self.path} has history schema {version}; this autoarch "
-                                f"reads schema {SCHEMA_VERSION}")
+        if self.readonly:
+            self._check_schema(db.execute("PRAGMA user_version").fetchone()[0],
+                               self._tables())
             return
-        with db.conn:
-            db["runs"].create({
-                "id": int, "name": str, "model": str, "spec_file": str, "spec_text": str,
-                "spec_hash": str, "strategy": str, "objectives": str, "config": str,
-                "trials_requested": int, "seed": int, "epochs": int, "study_name": str,
-                "study_storage": str, "started_at": str, "finished_at": str, "status": str,
-                "autoarch_version": str,
-            }, pk="id", not_null={"name", "spec_text", "strategy", "status"})
-            db["runs"].create_index(["name"], unique=True)
-            db["candidates"].create({
-                "arch_hash": str, "model": str, "choices": str, "graph": str, "params": int,
-                "trainable_params": int, "nonzero_params": int, "flops": int, "memory": int,
-                "nodes": int, "first_run_id": int, "first_seen_at": str,
-            }, pk="arch_hash", foreign_keys=[("first_run_id", "runs", "id")])
-            states = ", ".join(f"'{x}'" for x in STATES)
-            db.execute(f"""CREATE TABLE trials (
-                id INTEGER PRIMARY KEY,
-                run_id INTEGER NOT NULL REFERENCES runs(id),
-                number INTEGER NOT NULL,
-                arch_hash TEXT REFERENCES candidates(arch_hash),
-                choices TEXT, train_config TEXT,
-                state TEXT NOT NULL CHECK (state IN ({states})),
-                metrics TEXT, objective TEXT, error TEXT, traceback TEXT,
-                duplicate_of INTEGER, params INTEGER, flops INTEGER,
-                started_at TEXT, finished_at TEXT, duration_s FLOAT)""")
-            db["trials"].create_index(["run_id", "number"], unique=True)
-            db["trials"].create_index(["run_id", "state"])
-            db["trials"].create_index(["arch_hash"])
-            db["epochs"].create({
-                "trial_id": int, "epoch": int, "train_loss": float, "train_accuracy": float,
-                "val_loss": float, "val_accuracy": float, "lr": float, "wall_s": float,
-            }, pk=("trial_id", "epoch"), foreign_keys=[("trial_id", "trials", "id")])
-            db["weights"].create({
-                "trial_id": int, "run_id": int, "data": bytes, "saved_at": str,
-            }, pk="trial_id", foreign_keys=[("trial_id", "trials", "id"),
-                                            ("run_id", "runs", "id")])
-            db.execute("""CREATE VIEW trial_summary AS
-                SELECT runs.name AS run, trials.number, trials.state, trials.arch_hash,
-                       trials.params, trials.flops, trials.objective, trials.metrics,
-                       trials.duplicate_of, trials.error, trials.duration_s, trials.choices
-                FROM trials JOIN runs ON runs.id = trials.run_id""")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with self.transaction():
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._tables()
+            if not tables and version == 0:
+                for sql in _SCHEMA:
+                    db.execute(sql)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            else:
+                self._check_schema(version, tables)
+                if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                    # schema 1 from before the mark: its tables told us it is ours
+                    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        # WAL only after the schema: a rollback journal keeps a killed creation empty
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            with contextlib.suppress(sqlite3.OperationalError):  # busy: the next open retries
+                db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        # a writer refuses a damaged file rather than add to it (readers fail on use)
+        problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise HistoryError(f"{self.path} is damaged ({problem})", hint=_RESTORE)
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")}
+
+    def _check_schema(self, version: int, tables: set[str]) -> None:
+        if version > SCHEMA_VERSION:
+            raise _newer(self.path, version)
+        if not TABLES <= tables:
+            missing = ", ".join(sorted(TABLES - tables))
+            raise HistoryError(f"{self.path} is an incomplete history database (it lacks "
+                               f"tables {missing})", hint=_RESTORE)
+
+    def _own_files(self) -> list[Path]:
+        return [self.path] + [Path(f"{self.path}{s}") for s in ("-wal", "-shm", "-journal")]
+
+    def close(self, discard_if_unused: bool = False) -> None:
+        """Close the database and release this object's run locks.
+
+        With ``discard_if_unused``, a database this object created (``created``) that
+        holds no run is deleted with its -wal, -shm and lock files, unless another
+        History (of any process) has it open.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        discard = False
+        if discard_if_unused and self.created and not self.readonly:
+            with contextlib.suppress(sqlite3.Error):
+                discard = self.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        for lock in list(self._locks.values()):
+            lock.release()
+        self.db.conn.close()
+        if self._lockfile is not None:
+            self._lockfile.leave(self._own_files() if discard else ())
+            self._lockfile = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` when the block raises.
+
+        A transaction inside another joins it: the outer one commits.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise _error(self.path, e, readonly=self.readonly) from e
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise _error(self.path, e, readonly=self.readonly) from e
+
+    # -- run locks
+
+    @_translated
+    def lock_run(self, name: str) -> RunLock:
+        """Claim run ``name`` for this process until ``close()`` (or the lock's release).
+
+        A HistoryError when another process (or another History of this one) holds it.
+        """
+        if self.readonly or self._lockfile is None:
+            raise HistoryError(f"{self.path} was opened read-only; runs are locked to write")
+        if name in self._locks:
+            return self._locks[name]
+        lf = self._lockfile
+        offset = _run_offset(name)
+        with lf.claiming():
+            if offset in lf.runs:
+                holder: int | None = os.getpid()
+            elif _try_lock(lf.fd, fcntl.LOCK_EX, offset):
+                lf.runs[offset] = name
+                lock = self._locks[name] = RunLock(self, name, offset)
+                return lock
+            else:
+                holder = _holder(lf.fd, offset)
+        who = ("another History of this process" if holder == os.getpid()
+               else "another process") + (f" (pid {holder})" if holder else "")
+        raise HistoryError(f"run {name} in {self.path} is in use by {who}",
+                           hint="wait for it to finish, or give another --name")
+
+    def unlock_run(self, name: str) -> None:
+        """Release this object's lock on run ``name`` (nothing when it holds none)."""
+        lock = self._locks.get(name)
+        if lock is not None:
+            lock.release()
 
     # -- runs
 
+    @_translated
     def run(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db["runs"].rows_where("name = ?", [name]))
         return rows[0] if rows else None
 
+    @_translated
     def runs(self) -> list[dict[str, Any]]:
         return list(self.db["runs"].rows_where(order_by="id"))
 
-    def latest_run(self) -> dict[str, Any] | None:
-        rows = list(self.db["runs"].rows_where(order_by="id desc", limit=1))
+    @_translated
+    def latest_run(self, *, complete: bool = False) -> dict[str, Any] | None:
+        """The latest run; with ``complete``, the latest that has a complete trial."""
+        where = ("EXISTS (SELECT 1 FROM trials WHERE trials.run_id = runs.id AND "
+                 "trials.state = 'complete')") if complete else None
+        rows = list(self.db["runs"].rows_where(where, order_by="id desc", limit=1))
         return rows[0] if rows else None
 
     def get_run(self, name: str | None) -> dict[str, Any]:
-        """The run named ``name`` (the latest when None); a SpecError when there is none."""
+        """The run named ``name`` (the latest when None); a HistoryError when there is none."""
         row = self.latest_run() if name is None else self.run(name)
         if row is None:
-            names = [r["name"] for r in self.runs()]
             if name is None:
-                raise SpecError(f"{self.path} holds no runs yet")
+                raise HistoryError(f"{self.path} holds no runs yet",
+                                   hint=f"run `autoarch search FILE.spec --db {self.path}`")
             from ..dsl.errors import suggest
-            raise SpecError(f"{self.path} has no run named '{name}'",
-                            hint=suggest(name, names, listing="runs:") or "")
+
+            names = [r["name"] for r in self.runs()]
+            if not names:
+                raise HistoryError(f"{self.path} has no run named '{name}'; it holds no runs")
+            raise HistoryError(f"{self.path} has no run named '{name}'",
+                               hint=suggest(name, names, listing="runs"))
         return row
 
+    @_translated
     def create_run(self, **fields: Any) -> int:
+        """Insert the run row (``name`` must be new); its id."""
         fields.setdefault("started_at", now())
         fields.setdefault("status", "running")
-        with self.db.conn:
+        with self.transaction():
+            if self.run(fields["name"]) is not None:
+                raise HistoryError(f"run {fields['name']} already exists in {self.path}",
+                                   hint="give another --name")
             return self.db["runs"].insert(fields).last_pk
 
+    @_translated
     def update_run(self, run_id: int, **fields: Any) -> None:
-        with self.db.conn:
+        with self.transaction():
             self.db["runs"].update(run_id, fields)
 
     # -- candidates and trials
 
+    @_translated
     def add_candidate(self, graph: Any, run_id: int) -> str:
         """Record the graph's architecture once; returns its hash."""
         h = graph.hash
-        with self.db.conn:
+        with self.transaction():
             self.db["candidates"].insert({
                 "arch_hash": h, "model": graph.model, "choices": dumps(_jsonable(graph.choices)),
                 "graph": dumps(graph.to_json()), "params": graph.params,
@@ -177,28 +428,32 @@ class History:
             }, ignore=True)
         return h
 
+    @_translated
     def start_trial(self, run_id: int, number: int, **fields: Any) -> int:
         row = {"run_id": run_id, "number": number, "state": "running", "started_at": now()}
         row.update(fields)
-        with self.db.conn:
+        with self.transaction():
             return self.db["trials"].insert(row).last_pk
 
+    @_translated
     def finish_trial(self, trial_id: int, state: str, **fields: Any) -> None:
         assert state in STATES, state
         row = dict(fields, state=state)
         row.setdefault("finished_at", now())
-        started = self.db["trials"].get(trial_id)["started_at"]
-        row.setdefault("duration_s", _seconds(started, row["finished_at"]))
         for key in ("metrics", "objective"):
             if key in row and not isinstance(row[key], str | None):
                 row[key] = dumps(row[key])
-        with self.db.conn:
+        with self.transaction():
+            started = self.db["trials"].get(trial_id)["started_at"]
+            row.setdefault("duration_s", _seconds(started, row["finished_at"]))
             self.db["trials"].update(trial_id, row)
 
+    @_translated
     def add_epoch(self, trial_id: int, **fields: Any) -> None:
-        with self.db.conn:
+        with self.transaction():
             self.db["epochs"].insert(dict(fields, trial_id=trial_id), replace=True)
 
+    @_translated
     def trials(self, run_id: int, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
         where, args = "run_id = ?", [run_id]
         if states is not None:
@@ -207,55 +462,358 @@ class History:
             args += states
         return list(self.db["trials"].rows_where(where, args, order_by="number"))
 
+    @_translated
     def epochs(self, trial_id: int) -> list[dict[str, Any]]:
         return list(self.db["epochs"].rows_where("trial_id = ?", [trial_id], order_by="epoch"))
 
+    @_translated
+    def state_counts(self, run_id: int) -> dict[str, int]:
+        """How many of the run's trials are in each state."""
+        return dict(self.db.execute("SELECT state, count(*) FROM trials WHERE run_id = ? "
+                                    "GROUP BY state", [run_id]).fetchall())
+
+    #: a trial that ran to its end: complete, pruned, or failed other than interrupted
+    _RAN = ("(state IN ('complete', 'pruned') OR (state = 'failed' AND "
+            f"substr(coalesce(error, ''), 1, {len(INTERRUPTED)}) != '{INTERRUPTED}'))")
+
+    @_translated
     def counted(self, run_id: int) -> int:
         """Trials of the run that ran to their end (interruptions excluded)."""
-        return self.db.execute(
-            "SELECT count(*) FROM trials WHERE run_id = ? AND (state IN ('complete', 'pruned') "
-            "OR (state = 'failed' AND coalesce(error, '') != ?))",
-            [run_id, INTERRUPTED]).fetchone()[0]
+        return self.db.execute(f"SELECT count(*) FROM trials WHERE run_id = ? AND {self._RAN}",
+                               [run_id]).fetchone()[0]
 
+    @_translated
     def evaluated(self, run_id: int, arch_hash: str, train_config: str) -> dict[str, Any] | None:
         """The first trial of the run that ran this architecture and training to the end."""
         rows = list(self.db["trials"].rows_where(
-            "run_id = ? AND arch_hash = ? AND train_config = ? AND duplicate_of IS NULL AND "
-            "(state IN ('complete', 'pruned') OR (state = 'failed' AND "
-            "coalesce(error, '') != ?))", [run_id, arch_hash, train_config, INTERRUPTED],
-            order_by="number", limit=1))
+            f"run_id = ? AND arch_hash = ? AND train_config = ? AND duplicate_of IS NULL AND "
+            f"{self._RAN}", [run_id, arch_hash, train_config], order_by="number", limit=1))
         return rows[0] if rows else None
 
+    @_translated
     def interrupt_running(self, run_id: int) -> list[dict[str, Any]]:
         """Mark trials left ``running`` (by a killed process) failed: "interrupted"."""
-        rows = self.trials(run_id, ["running"])
-        for r in rows:
-            self.finish_trial(r["id"], "failed", error=INTERRUPTED)
+        with self.transaction():
+            rows = self.trials(run_id, ["running"])
+            for r in rows:
+                self.finish_trial(r["id"], "failed", error=INTERRUPTED)
         return rows
 
     # -- weights
 
+    @_translated
     def save_weights(self, trial_id: int, run_id: int, data: bytes) -> None:
-        with self.db.conn:
+        with self.transaction():
             self.db["weights"].insert({"trial_id": trial_id, "run_id": run_id, "data": data,
                                        "saved_at": now()}, replace=True)
 
+    @_translated
     def keep_weights(self, run_id: int, trial_ids: Iterable[int]) -> None:
         """Delete the run's kept weights except those of ``trial_ids``."""
         keep = list(trial_ids)
         marks = ", ".join("?" * len(keep)) or "NULL"
-        with self.db.conn:
+        with self.transaction():
             self.db.execute(f"DELETE FROM weights WHERE run_id = ? AND trial_id NOT IN ({marks})",
                             [run_id, *keep])
 
+    @_translated
     def weights(self, trial_id: int) -> bytes | None:
         row = self.db.execute("SELECT data FROM weights WHERE trial_id = ?",
                               [trial_id]).fetchone()
         return row[0] if row else None
 
+    @_translated
     def weighted_trials(self, run_id: int) -> Iterator[int]:
-        for (tid,) in self.db.execute("SELECT trial_id FROM weights WHERE run_id = ?", [run_id]):
-            yield tid
+        ids = [tid for (tid,) in self.db.execute(
+            "SELECT trial_id FROM weights WHERE run_id = ?", [run_id])]
+        return iter(ids)
+
+
+class RunLock:
+    """A run claimed by this process (:meth:`History.lock_run`); ``release()`` ends it."""
+
+    def __init__(self, history: History, name: str, offset: int):
+        self.history, self.name, self._offset = history, name, offset
+        self.pid = os.getpid()
+        self.held = True
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        self.history._locks.pop(self.name, None)
+        lf = self.history._lockfile
+        if lf is not None and lf.runs.pop(self._offset, None) is not None:
+            fcntl.lockf(lf.fd, fcntl.LOCK_UN, 1, self._offset, os.SEEK_SET)
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# -- the file, before SQLite opens it
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What the first 100 bytes of a SQLite file say."""
+
+    wal: bool
+    application_id: int
+    user_version: int
+
+
+def _read_header(path: Path) -> _Header | None:
+    """The header of ``path`` (None for an empty file); a HistoryError if it is not one."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+        size = os.fstat(f.fileno()).st_size
+    if not head:
+        return None
+    if not head.startswith(_MAGIC):
+        raise HistoryError(f"{path} is not an autoarch history database (file is not a "
+                           "database)", hint="give --db a new file name")
+    if len(head) < 100:
+        raise HistoryError(f"{path} is damaged (truncated to {size} bytes)", hint=_RESTORE)
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    pages_valid = head[92:96] == head[24:28]
+    # with a -wal or -journal the main file may lag its header; without, it must hold it
+    settled = not any(Path(f"{path}{s}").exists() for s in ("-wal", "-journal"))
+    if pages_valid and settled and size < pages * page_size:
+        raise HistoryError(f"{path} is damaged (truncated: {size} bytes of "
+                           f"{pages * page_size})", hint=_RESTORE)
+    return _Header(wal=head[18] == 2,
+                   application_id=int.from_bytes(head[68:72], "big", signed=True),
+                   user_version=int.from_bytes(head[60:64], "big", signed=True))
+
+
+def _check_ours(path: Path, header: _Header, *, readonly: bool) -> None:
+    """A HistoryError unless ``path`` is an autoarch history of a schema we read."""
+    if header.application_id == APPLICATION_ID:
+        if header.user_version > SCHEMA_VERSION:
+            raise _newer(path, header.user_version)
+        return
+    try:
+        conn = _connect_readonly(path, header)
+        try:
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                "name NOT LIKE 'sqlite%'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise _error(path, e, readonly=readonly) from e
+    if header.application_id == 0 and tables == TABLES:  # schema 1, before the mark
+        if header.user_version > SCHEMA_VERSION:
+            raise _newer(path, header.user_version)
+        return
+    what = f"it has tables {', '.join(sorted(tables))}" if tables else "it has no tables"
+    if header.application_id not in (0, APPLICATION_ID):
+        what += f", application id {header.application_id:#x}"
+    raise HistoryError(f"{path} is not an autoarch history database ({what})",
+                       hint="give --db a new file name" if not readonly
+                       else "give the database that `autoarch search --db` wrote")
+
+
+def _connect_readonly(path: Path, header: _Header | None) -> sqlite3.Connection:
+    """A connection that reads ``path`` without creating or changing any file.
+
+    ``mode=ro`` would create -wal and -shm files for a database in WAL mode whose
+    writers are all closed, so such a file is read ``immutable`` (its main file then
+    holds everything). With a -wal present (a search is writing), ``mode=ro`` reads
+    it too, unless the -shm cannot be made (a read-only folder): then ``immutable``.
+    """
+    uri = "file:" + quote(os.path.abspath(path), safe="/")
+    wal = header is not None and header.wal
+    if wal and not Path(f"{path}-wal").exists():
+        conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
+    else:
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            if not wal:
+                raise
+            conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
+    conn.text_factory = _text
+    return conn
+
+
+def _text(data: bytes) -> str:
+    # a damaged or hand-edited row may hold bytes that are not UTF-8: show, don't fail
+    return data.decode("utf-8", errors="replace")
+
+
+def unreadable(path: str | Path, e: Exception) -> HistoryError:
+    """For a stored value that does not decode (JSON, a NULL where one is required)."""
+    return HistoryError(f"{path} holds a value this autoarch cannot read "
+                        f"({type(e).__name__}: {e})", hint=_RESTORE)
+
+
+def _newer(path: Path, version: int) -> HistoryError:
+    return HistoryError(f"{path} has history schema {version}; this autoarch reads schema "
+                        f"{SCHEMA_VERSION}", hint="upgrade autoarch, or give --db a new file")
+
+
+def _error(path: Path, e: sqlite3.DatabaseError, *, readonly: bool) -> HistoryError:
+    """One line saying what is wrong with the file, and what to do."""
+    code = getattr(e, "sqlite_errorcode", -1) & 0xFF
+    text = str(e)
+    if code == 11 or "malformed" in text:  # SQLITE_CORRUPT
+        return HistoryError(f"{path} is damaged ({text})", hint=_RESTORE)
+    if code == 26 or "not a database" in text:  # SQLITE_NOTADB
+        return HistoryError(f"{path} is not an autoarch history database ({text})",
+                            hint="give --db a new file name")
+    if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+        return HistoryError(f"{path} is locked by another process ({text})",
+                            hint="wait for it to finish, then try again")
+    if code == 8:  # SQLITE_READONLY
+        return HistoryError(f"{path} is read-only ({text})",
+                            hint="make it and its folder writable, or give --db a new file")
+    if code == 14:  # SQLITE_CANTOPEN
+        return HistoryError(f"cannot open {path} ({text})",
+                            hint="check that it and its folder exist and are readable")
+    if code == 13:  # SQLITE_FULL
+        return HistoryError(f"cannot write {path} ({text})", hint="free some disk space")
+    if code == 10:  # SQLITE_IOERR
+        return HistoryError(f"cannot read or write {path} ({text})",
+                            hint="check the disk, then try again")
+    if "no such table" in text or "no such column" in text:
+        return HistoryError(f"{path} is not a complete autoarch history database ({text})",
+                            hint=_RESTORE)
+    return HistoryError(f"{path} cannot be used ({text})", hint=_RESTORE)
+
+
+# -- the lock file
+
+
+def _lock_path(db: Path) -> Path:
+    # the real path: a symlink to the database must share its lock file
+    return Path(os.path.realpath(db) + ".lock")
+
+
+def _run_offset(name: str) -> int:
+    """The lock byte of run ``name``: a stable 31-bit hash, past the two special bytes."""
+    return 2 + int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % (2**31 - 2)
+
+
+def _try_lock(fd: int, kind: int, offset: int) -> bool:
+    try:
+        fcntl.lockf(fd, kind | fcntl.LOCK_NB, 1, offset, os.SEEK_SET)
+    except (BlockingIOError, PermissionError):
+        return False
+    return True
+
+
+def _wait_lock(fd: int, kind: int, offset: int, what: str) -> None:
+    """Take a lock that others hold only briefly; a HistoryError after BUSY_TIMEOUT_S."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while not _try_lock(fd, kind, offset):
+        if time.monotonic() > deadline:
+            holder = _holder(fd, offset)
+            pid = f" (pid {holder})" if holder else ""
+            raise HistoryError(f"{what} is held by another process{pid}",
+                               hint="wait for it to finish, then try again")
+        time.sleep(0.01)
+
+
+def _holder(fd: int, offset: int) -> int | None:
+    """The pid of a process holding a lock on byte ``offset`` (Linux's struct flock)."""
+    if sys.platform != "linux":
+        return None
+    fmt = "hhqqi"  # l_type, l_whence, l_start, l_len, l_pid
+    try:
+        res = fcntl.fcntl(fd, fcntl.F_GETLK,
+                          struct.pack(fmt, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0))
+    except OSError:
+        return None
+    kind, _, _, _, pid = struct.unpack(fmt, res)
+    return pid if kind != fcntl.F_UNLCK and pid > 0 else None
+
+
+class _LockFile:
+    """``<db>.lock``, opened once per process.
+
+    POSIX record locks belong to a process, and closing any descriptor of the file
+    drops all of them, so every History of this process on one database shares one
+    descriptor. While it is open the process holds byte 1 shared; the last one out
+    (of all processes) takes byte 1 exclusive and deletes the file.
+    """
+
+    _open: ClassVar[dict[Path, _LockFile]] = {}
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+        self.users = 0
+        #: run locks held by this process: offset -> run name
+        self.runs: dict[int, str] = {}
+
+    @classmethod
+    def join(cls, path: Path, db: Path) -> _LockFile:
+        lf = cls._open.get(path)
+        if lf is None:
+            lf = cls(path, cls._open_fd(path, db))
+            cls._open[path] = lf
+        lf.users += 1
+        return lf
+
+    @staticmethod
+    def _open_fd(path: Path, db: Path) -> int:
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise HistoryError(f"cannot create the lock file {path}: {e.strerror or e}",
+                                   hint="make the folder writable, or give --db another "
+                                        "path") from None
+            try:
+                _wait_lock(fd, fcntl.LOCK_SH, _OPEN_BYTE, f"the lock file of {db}")
+                # the last user of the file may have deleted it meanwhile: then start over
+                if _same_file(os.fstat(fd), path):
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[None]:
+        """Byte 0, exclusive: one process at a time claims or creates a run."""
+        _wait_lock(self.fd, fcntl.LOCK_EX, _CLAIM_BYTE, f"the lock file {self.path}")
+        try:
+            yield
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, _CLAIM_BYTE, os.SEEK_SET)
+
+    def leave(self, discard: Iterable[Path]) -> None:
+        """One History less; the last one of every process deletes the lock file, and
+        ``discard`` with it."""
+        self.users -= 1
+        if self.users > 0 or self.runs:
+            return
+        del _LockFile._open[self.path]
+        try:
+            if _try_lock(self.fd, fcntl.LOCK_EX, _OPEN_BYTE):
+                for p in discard:
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+        finally:
+            os.close(self.fd)
+
+
+def _same_file(st: os.stat_result, path: Path) -> bool:
+    try:
+        now_st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (now_st.st_dev, now_st.st_ino)
 
 
 def _jsonable(choices: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +826,3 @@ def _seconds(start: str | None, end: str) -> float | None:
     if not start:
         return None
     return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
-
-
-def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)

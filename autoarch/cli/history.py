@@ -20,9 +20,9 @@ def history(
 ) -> None:
     """List runs (best, trials done, status); with --run, every trial of that run."""
     from autoarch.search.engine import best_trials, objectives_of_text
-    from autoarch.search.history import History
+    from autoarch.search.history import History, unreadable
 
-    h = History(db, create=False)
+    h = History(db, readonly=True)
     try:
         if run is None:
             rows = []
@@ -30,7 +30,7 @@ def history(
                 objs = objectives_of_text(r["objectives"])
                 best = best_trials(h, r["id"], objs)
                 rows.append({**_run_json(r), "done": h.counted(r["id"]),
-                             "states": _states(h, r["id"]),
+                             "states": h.state_counts(r["id"]),
                              "best": [json.loads(b["objective"]) for b in best]})
             if as_json:
                 print_json({"db": db, "runs": rows})
@@ -67,13 +67,10 @@ def history(
                           f"{t['duration_s']:.1f}" if t["duration_s"] is not None else "",
                           note, short_choices(json.loads(t["choices"] or "{}"), 60))
         out.print(table)
+    except (ValueError, TypeError) as e:  # a stored value that does not decode
+        raise unreadable(db, e) from e
     finally:
         h.close()
-
-
-def _states(h: Any, run_id: int) -> dict[str, int]:
-    return dict(h.db.execute("SELECT state, count(*) FROM trials WHERE run_id = ? "
-                             "GROUP BY state", [run_id]).fetchall())
 
 
 def _run_json(r: dict[str, Any]) -> dict[str, Any]:
