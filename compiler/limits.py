@@ -27,5 +27,10 @@ MAX_ANALYSIS_STEPS = 300_000
 #: most passes a space analysis may make; it makes one more pass per value of each
 #: decision that steers control flow (a chosen count used twice, an `if` on a choice)
 MAX_ANALYSIS_PASSES = 20_000
-#: largest integer an arithmetic expression may produce (bits)
+#: largest integer a number literal or an arithmetic expression may produce (bits)
 MAX_INT_BITS = 256
+#: most parameters of a candidate built into a torch module (`autoarch compile`,
+#: `autoarch.load_model`): 2e9 float32 weights are 8 GB. The IR of a larger candidate
+#: is fine (its costs are formulas); building its module is refused before any
+#: memory is allocated
+MAX_PARAMS = 2_000_000_000

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from ..dsl import ast, parse
-from ..dsl.errors import AssignmentError, SpecError, SpecTypeError, suggest
+from ..dsl.errors import (
+    AssignmentError,
+    Span,
+    SpecError,
+    SpecLimitError,
+    SpecTypeError,
+    suggest,
+)
+from . import limits
 from .budget import check_limits
 from .config import CONSTRAINT_NAMES, check_setting, defaults
 from .deciders import Decider, FixedDecider
@@ -76,6 +84,23 @@ class Spec:
                                       hint=suggest(name, [d.name for d in space.decisions])
                                       or "`autoarch show` lists the decisions")
         return self.build_with(FixedDecider(choices))
+
+    def check_params(self, graph: Graph) -> None:
+        """Refuse to build a torch module of more than ``limits.MAX_PARAMS`` parameters.
+
+        Call it before lowering: the count is a formula over the IR, so a candidate
+        too large for memory fails at once instead of in the allocator.
+        """
+        if graph.params <= limits.MAX_PARAMS:
+            return
+        sp = self.program.model.span
+        raise SpecLimitError(
+            f"this candidate of model {self.name} has {graph.params:,} parameters "
+            f"({graph.params * 4 / 1e9:,.0f} GB as float32); the limit for building it is "
+            f"{limits.MAX_PARAMS:,} (MAX_PARAMS)",
+            Span(sp.filename, sp.line, sp.column, sp.line, sp.column + len("model")),
+            hint="choose a smaller candidate, or raise MAX_PARAMS in "
+                 "autoarch/compiler/limits.py", source=self.source)
 
     def train_config(self, choices: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The `train` settings of a candidate, defaults filled in."""

@@ -18,6 +18,7 @@ from lark.exceptions import (
 )
 from lark.visitors import Transformer_NonRecursive
 
+from ..compiler.limits import MAX_INT_BITS
 from . import ast
 from .errors import Span, SpecError, SpecLimitError, SpecSyntaxError, suggest
 
@@ -247,16 +248,34 @@ class _Builder(Transformer_NonRecursive):
         return tuple(children)
 
 
+#: digits of the largest integer literal: 2**MAX_INT_BITS has this many digits or more
+_MAX_INT_DIGITS = len(str(2**MAX_INT_BITS))
+
+
+def _shown(tok: Token) -> str:
+    """A number as an error message quotes it: thousands of digits shortened."""
+    text = str(tok)
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-10:]} ({len(text):,} characters)"
+
+
 def _number(tok: Token, span: Span) -> int | float:
     text = str(tok)
     mult = 1
     if text[-1] in _SUFFIX:
         mult, text = _SUFFIX[text[-1]], text[:-1]
     if re.fullmatch(r"\d+", text):
-        return int(text) * mult
+        # counted before int(): Python refuses (ValueError) to convert over 4,300 digits
+        digits = text.lstrip("0")
+        if len(digits) > _MAX_INT_DIGITS or (int(digits or "0") * mult).bit_length() > MAX_INT_BITS:
+            raise SpecLimitError(
+                f"number {_shown(tok)} is too large: integers are limited to "
+                f"{MAX_INT_BITS} bits", span,
+                hint="a number this large is a mistake; the limits are in "
+                     "autoarch/compiler/limits.py")
+        return int(digits or "0") * mult
     value = float(text) * mult
     if value != value or value in (float("inf"), float("-inf")):
-        raise SpecSyntaxError(f"number {tok} is out of range", span)
+        raise SpecSyntaxError(f"number {_shown(tok)} is out of range", span)
     if mult != 1 and value.is_integer():
         return int(value)
     return value

@@ -168,6 +168,31 @@ def test_compile_over_an_old_file_keeps_its_mode(work: Path) -> None:
     assert (work / "model.pt").stat().st_mode & 0o777 == 0o640
 
 
+def small_address_space() -> None:
+    """In the child: 8 GiB of address space, so an allocation of the model fails at once."""
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.RLIM_INFINITY))
+
+
+def test_compile_refuses_a_huge_candidate_before_allocating_it(work: Path) -> None:
+    from autoarch.compiler.limits import MAX_PARAMS
+
+    (work / "huge.spec").write_text("model m(x: [64]) -> [10] {\n"
+                                    "  h = linear(linear(x, 370000), 370000)\n"
+                                    "  return linear(h, 10)\n}\n")
+    params = 64 * 370_000 + 370_000 + 370_000 * 370_000 + 370_000 + 370_000 * 10 + 10
+    proc = autoarch("compile", "huge.spec", "-o", "huge.pt", cwd=work,
+                    preexec_fn=small_address_space)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (f"huge.spec:1:1: error: this candidate of model m has {params:,} "
+                        f"parameters ({params * 4 / 1e9:,.0f} GB as float32); the limit for "
+                        f"building it is {MAX_PARAMS:,} (MAX_PARAMS)")
+    assert lines[1:3] == ["    1 | model m(x: [64]) -> [10] {", "      | ^^^^^"]
+    assert "MAX_PARAMS in autoarch/compiler/limits.py" in lines[3]
+    assert listing(work) == {"huge.spec": (work / "huge.spec").read_bytes(),
+                             "m.spec": (work / "m.spec").read_bytes()}
+
+
 # ---- best -o -----------------------------------------------------------------------
 
 

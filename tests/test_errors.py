@@ -269,7 +269,7 @@ CASES = {
         SpecValueError, 2, 20, "must be a positive integer, got -1", None),
     "epochs-zero": (
         "space", model("return linear(x, 10)", after="train { epochs = 0 }"),
-        SpecValueError, 4, 18, "epochs must be an integer >= 1, got 0", None),
+        SpecValueError, 4, 18, "epochs must be an integer from 1 to 100,000, got 0", None),
     "learning-rate-zero": (
         "space", model("return linear(x, 10)", after="train { optimizer = adamw(lr = 0) }"),
         SpecValueError, 4, 21, "adamw() setting 'lr' must be a number > 0, got 0", None),
@@ -644,6 +644,30 @@ def test_a_forking_decision_with_too_many_values() -> None:
     _fails_fast("space", text, "has 1,000,000 values")
 
 
+@pytest.mark.parametrize("literal", ["9" * 5000, "1" + "0" * 4999 + "k", "0" * 10 + "7" * 4300],
+                         ids=["5000-digits", "5000-digits-and-a-suffix", "4300-digits"])
+def test_a_number_literal_of_thousands_of_digits(literal: str) -> None:
+    # Python refuses int() of over 4,300 digits with a ValueError: this must be ours
+    text = model(f"let a = {literal}\nreturn linear(x, 10)")
+    err = _fails_fast("load", text, f"integers are limited to {limits.MAX_INT_BITS} bits")
+    col = len("  let a = ") + 1
+    assert (err.filename, err.line, err.column) == (FILE, 2, col)
+    head, source, caret = err.format().splitlines()[:3]
+    assert head.startswith(f"{FILE}:2:{col}: error: number ")
+    assert source.startswith("    2 |   let a = " + literal[:20])  # a window of the line
+    assert caret.index("^") == source.index("|") + 2 + col - 1
+    assert len(err.message) < 200  # the number is not repeated in full
+
+
+def test_number_literals_up_to_the_integer_limit() -> None:
+    # the limit is the arithmetic one: 2**256 - 1 has 256 bits, 2**256 has 257
+    top = 2 ** limits.MAX_INT_BITS
+    spec = autoarch.loads(model(f"let a = {top - 1}\nreturn linear(x, 10)"), FILE)
+    assert spec.build({}).params == 16 * 10 + 10
+    err = _fails_fast("load", model(f"let a = {top}\nreturn linear(x, 10)"), "limited to")
+    assert err.line == 2
+
+
 # ---- nothing in a spec runs Python ------------------------------------------------------
 
 _EVENTS: list[str] = []
@@ -712,3 +736,94 @@ def test_python_escapes_are_just_unknown_names(case: str, audit, tmp_path, monke
     assert e.value.line == 2
     assert audit() == [], "a spec made Python do something"
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- model files: autoarch.load_model trusts nothing in them -----------------------------
+
+SMALL = "model m(x: [64]) -> [10] {\n  return linear(x, 10)\n}\n"
+#: 64*370,000 + 370,000 + 370,000*370,000 + 370,000 + 370,000*10 + 10 parameters
+HUGE = ("model m(x: [64]) -> [10] {\n  h = linear(linear(x, 370000), 370000)\n"
+        "  return linear(h, 10)\n}\n")
+HUGE_PARAMS = 64 * 370_000 + 370_000 + 370_000 * 370_000 + 370_000 + 370_000 * 10 + 10
+
+
+def _saved_small(path) -> dict:
+    """A real model file of SMALL at ``path``; returns the dict torch.load reads from it."""
+    import torch
+
+    spec = autoarch.loads(SMALL, "small.spec")
+    autoarch.save_model(autoarch.compile(spec, {}, seed=0), spec, {}, path, seed=0)
+    return torch.load(path, weights_only=True)
+
+
+def _one_line_command_error(path, phrase: str) -> autoarch.CommandError:
+    with pytest.raises(SpecError) as e:
+        autoarch.load_model(path)
+    assert type(e.value) is autoarch.CommandError, e.value.format()
+    text = e.value.format()
+    assert "\n" not in text and text.startswith("error: "), text
+    assert phrase in text, text
+    return e.value
+
+
+def test_load_model_of_files_that_are_not_models(tmp_path) -> None:
+    import random
+    import zipfile
+
+    import torch
+
+    (tmp_path / "notes.txt").write_text("weights: 1, 2, 3\n")
+    _one_line_command_error(tmp_path / "notes.txt", "is not a model saved by autoarch")
+    (tmp_path / "random.bin").write_bytes(random.Random(0).randbytes(4096))
+    _one_line_command_error(tmp_path / "random.bin", "is not a model saved by autoarch")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
+        z.writestr("readme.txt", "a zip archive, not torch's")
+    _one_line_command_error(tmp_path / "other.zip", "torch cannot read it")
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "foreign.pt")
+    _one_line_command_error(tmp_path / "foreign.pt", "a torch file, but not an autoarch model")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    _one_line_command_error(tmp_path / "tensor.pt", "a torch file, but not an autoarch model")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    _one_line_command_error(tmp_path / "empty.pt", "is not a model saved by autoarch")
+    _one_line_command_error(tmp_path / "missing.pt", "no such file")
+    _one_line_command_error(tmp_path, "is a directory")
+
+
+def test_load_model_of_edited_model_files(tmp_path) -> None:
+    import torch
+
+    data = _saved_small(tmp_path / "m.pt")
+    for key in ("spec", "choices", "state_dict"):
+        torch.save({k: v for k, v in data.items() if k != key}, tmp_path / "cut.pt")
+        _one_line_command_error(tmp_path / "cut.pt", f"its '{key}' entry is missing")
+    torch.save({**data, "state_dict": {"weight": torch.zeros(2)}}, tmp_path / "w.pt")
+    _one_line_command_error(tmp_path / "w.pt", "its weights do not fit the model")
+    # a bad embedded spec is a mistake in a spec: located in the text the file holds
+    torch.save({**data, "spec": SMALL.replace("linear", "lineer")}, tmp_path / "typo.pt")
+    with pytest.raises(SpecNameError) as e:
+        autoarch.load_model(tmp_path / "typo.pt")
+    assert (e.value.filename, e.value.line, e.value.column) == ("small.spec", 2, 10)
+
+
+def test_load_model_refuses_a_huge_model_before_allocating_it(tmp_path) -> None:
+    import subprocess
+
+    import torch
+
+    data = _saved_small(tmp_path / "m.pt")
+    torch.save({**data, "spec": HUGE}, tmp_path / "huge.pt")
+    # In a child whose address space is capped at 8 GiB: allocating the 550 GB of
+    # weights first would end in a MemoryError or a RuntimeError, not this message.
+    code = ("import resource, autoarch\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.RLIM_INFINITY))\n"
+            "try:\n    autoarch.load_model('huge.pt')\n"
+            "except autoarch.SpecError as e:\n    print(type(e).__name__, e.format())\n")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert time.perf_counter() - start < 60
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"CommandError error: huge.pt asks for a model of "
+                                  f"{HUGE_PARAMS:,} parameters; the limit is "
+                                  f"{limits.MAX_PARAMS:,} (MAX_PARAMS)"), proc.stdout
+    assert proc.stdout.count("\n") == 1

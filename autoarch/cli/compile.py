@@ -35,6 +35,7 @@ def compile_(
                                   hint="for example --choice digits.width=64")
         choices[name.strip()] = value.strip()
     graph = spec.build(choices)
+    spec.check_params(graph)  # before torch allocates the weights
     model = autoarch.compile(spec, graph.choices, seed=seed)
     out.print(f"{spec.name}: {len(graph)} ops, params {human(graph.params)}, "
               f"flops {human(graph.flops)}, hash {graph.hash}", markup=False)
