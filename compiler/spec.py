@@ -7,13 +7,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..dsl import ast, parse
+from ..dsl import ast, bidi_controls, parse
 from ..dsl.errors import (
     AssignmentError,
     Span,
     SpecError,
     SpecLimitError,
     SpecTypeError,
+    SpecWarning,
     suggest,
 )
 from . import limits
@@ -39,6 +40,9 @@ class Spec:
 
     def __init__(self, program: Program):
         self.program = program
+        #: located warnings about the text (bidirectional control characters): the
+        #: spec means what it says, but may not display that way; never raised
+        self.warnings: list[SpecWarning] = []
 
     @property
     def name(self) -> str:
@@ -182,6 +186,7 @@ def loads(text: str, filename: str = "<spec>") -> Spec:
     except SpecError as e:
         raise e.with_source(spec.source) from None
     spec.check_constraints()
+    spec.warnings = bidi_controls(spec.source, spec.filename)
     return spec
 
 

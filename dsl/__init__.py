@@ -13,11 +13,13 @@ from .errors import (
     SpecSyntaxError,
     SpecTypeError,
     SpecValueError,
+    SpecWarning,
 )
+from .lint import bidi_controls
 from .parser import parse
 
 __all__ = [
     "AssignmentError", "CandidateError", "RequireError", "ShapeError", "Span", "SpecError",
     "SpecLimitError", "SpecNameError", "SpecSyntaxError", "SpecTypeError", "SpecValueError",
-    "ast", "parse",
+    "SpecWarning", "ast", "bidi_controls", "parse",
 ]

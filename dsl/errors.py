@@ -143,6 +143,16 @@ class CommandError(SpecError):
         return " ".join(text.split("\n"))
 
 
+class SpecWarning(SpecError):
+    """Not a mistake, but worth a look: the spec loads and its meaning is unchanged.
+
+    Warnings are collected on ``Spec.warnings`` (never raised by autoarch) and print
+    like errors, located, with ``warning:`` in place of ``error:``.
+    """
+
+    kind = "warning"
+
+
 class CandidateError(SpecError):
     """A particular candidate is invalid; the space itself may be fine."""
 

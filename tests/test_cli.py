@@ -452,3 +452,42 @@ def test_history_and_best_print_run_names_and_choices_verbatim(
     proc = autoarch_wide(args[0], db, *args[1:])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_verbatim(proc.stdout, (RUN_NAME,) if args == ("history",) else (RUN_NAME, tag))
+
+
+# ---- warnings ---------------------------------------------------------------------------
+
+BIDI_SPEC = """
+model m(x: [64]) -> [10] {
+  # reads backwards: \u202e
+  let tag = choice("a\u202eb", "c")
+  return linear(x, 10)
+}
+"""
+BIDI_WARNING = "warning: bidirectional control character U+202E (RIGHT-TO-LEFT OVERRIDE) in "
+
+
+@pytest.mark.parametrize("args", [("check",), ("show",), ("sample", "-n", "1"),
+                                  ("compile", "-c", "m.tag=c"), ("show", "--json")],
+                         ids=lambda a: " ".join(a))
+def test_every_command_prints_the_spec_warnings(tmp_path: Path, args: tuple[str, ...]) -> None:
+    write(tmp_path, BIDI_SPEC, "bidi.spec")
+    proc = autoarch(args[0], "bidi.spec", *args[1:], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    heads = [ln for ln in lines if ": warning: " in ln]
+    tail = ": the line may display in another order than it is read"
+    assert heads == [f"bidi.spec:2:22: {BIDI_WARNING}a comment{tail}",
+                     f"bidi.spec:3:22: {BIDI_WARNING}a string{tail}"], proc.stderr
+    assert "\u202e" not in proc.stderr
+    if args == ("check",):
+        assert proc.stdout.rstrip().endswith("; 2 warnings")
+    if args == ("show", "--json"):
+        assert json.loads(proc.stdout)["model"] == "m"  # stdout stays JSON
+
+
+def test_warnings_come_before_an_error(tmp_path: Path) -> None:
+    write(tmp_path, BIDI_SPEC.replace("linear(x, 10)", "lineer(x, 10)"), "bidi.spec")
+    proc = autoarch("check", "bidi.spec", cwd=tmp_path)
+    assert proc.returncode == 1
+    heads = [ln for ln in proc.stderr.splitlines() if ln.startswith("bidi.spec:")]
+    assert [h.split(": ")[1] for h in heads] == ["warning", "warning", "error"], proc.stderr

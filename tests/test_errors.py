@@ -827,3 +827,48 @@ def test_load_model_refuses_a_huge_model_before_allocating_it(tmp_path) -> None:
                                   f"{HUGE_PARAMS:,} parameters; the limit is "
                                   f"{limits.MAX_PARAMS:,} (MAX_PARAMS)"), proc.stdout
     assert proc.stdout.count("\n") == 1
+
+
+# ---- warnings: bidirectional control characters ------------------------------------------
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "Trojan Source" text reads in another order
+
+
+def test_bidirectional_controls_are_located_warnings() -> None:
+    text = model(f'# a comment {RLO} that reads backwards\n'
+                 f'let tag = choice("a{RLO}b", "c")\nreturn linear(x, 10)')
+    spec = autoarch.loads(text, FILE)  # a warning, not an error: the spec loads
+    lines = text.split("\n")
+    where = [(i + 1, ln.index(RLO) + 1) for i, ln in enumerate(lines) if RLO in ln]
+    assert where == [(2, 15), (3, 22)]
+    assert [(w.filename, w.line, w.column) for w in spec.warnings] == [(FILE, *w) for w in where]
+    comment, string = spec.warnings
+    for w, place in ((comment, "a comment"), (string, "a string")):
+        assert w.kind == "warning" and isinstance(w, SpecError)
+        head, source, caret = w.format().splitlines()[:3]
+        assert head.startswith(f"{FILE}:{w.line}:{w.column}: warning: bidirectional control "
+                               f"character U+202E (RIGHT-TO-LEFT OVERRIDE) in {place}")
+        assert RLO not in source  # shown as a space: the terminal cannot reorder the line
+        assert caret.index("^") == source.index("|") + 2 + w.column - 1
+
+
+@pytest.mark.parametrize("char", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066",
+                                  "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c"])
+def test_every_bidirectional_control_is_warned_of(char: str) -> None:
+    spec = autoarch.loads(model(f"# {char}\nreturn linear(x, 10)"), FILE)
+    assert [(w.line, w.column) for w in spec.warnings] == [(2, 5)]
+    assert f"U+{ord(char):04X}" in spec.warnings[0].message
+
+
+def test_plain_text_has_no_warnings() -> None:
+    # right-to-left letters themselves are fine: only the invisible controls are warned of
+    spec = autoarch.loads(model('let tag = choice("\u05e9\u05dc\u05d5\u05dd", "c")  # \u05d0\n'
+                                "return linear(x, 10)"), FILE)
+    assert spec.warnings == []
+
+
+def test_many_lines_of_bidirectional_controls_are_summed_up() -> None:
+    body = "".join(f"# {RLO}{RLO}\n" for _ in range(500)) + "return linear(x, 10)"
+    spec = autoarch.loads(model(body), FILE)
+    assert 1 < len(spec.warnings) <= 20
+    assert "500 lines" in spec.warnings[-1].message

@@ -13,13 +13,29 @@ from typing import Any, BinaryIO
 
 from autoarch.compiler.graph import Graph
 from autoarch.compiler.spec import Spec, load, to_jsonable
-from autoarch.dsl.errors import CandidateError, CommandError
+from autoarch.dsl import bidi_controls
+from autoarch.dsl.errors import CandidateError, CommandError, SpecError, SpecWarning
 
-from ._console import out
+from ._console import err, out
 
 
 def load_spec(path: str) -> Spec:
-    return load(path)
+    """The spec at ``path``; every command loads its spec here, so this is where the
+    spec's warnings are printed (to stderr, before anything else, an error included)."""
+    try:
+        spec = load(path)
+    except SpecError as e:
+        if e.source is not None and e.filename is not None:
+            print_warnings(bidi_controls(e.source, e.filename))
+        raise
+    print_warnings(spec.warnings)
+    return spec
+
+
+def print_warnings(warnings: list[SpecWarning]) -> None:
+    for w in warnings:
+        # soft_wrap: as errors, a long source line must not wrap under the caret
+        err.print(w.format(), soft_wrap=True)
 
 
 def check_output_path(path: str, flag: str = "-o") -> Path:

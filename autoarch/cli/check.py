@@ -47,7 +47,10 @@ def check(
             seen.add(text)
             err.print(text, markup=False)
     status = "ok" if not failures else f"{len(failures)} invalid"
+    warned = len(spec.warnings)
     out.print(f"{file}: {status} — built {how} candidates of {n:,}"
-              + (f"; {rejected} rejected by `require`" if rejected else ""), markup=False)
+              + (f"; {rejected} rejected by `require`" if rejected else "")
+              + (f"; {warned} warning{'s' if warned != 1 else ''}" if warned else ""),
+              markup=False)
     if failures and not allow_invalid:
         raise typer.Exit(1)
