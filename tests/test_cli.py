@@ -491,3 +491,33 @@ def test_warnings_come_before_an_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     heads = [ln for ln in proc.stderr.splitlines() if ln.startswith("bidi.spec:")]
     assert [h.split(": ")[1] for h in heads] == ["warning", "warning", "error"], proc.stderr
+
+
+# ---- help -------------------------------------------------------------------------------
+
+#: every command's on/off flags, and options that take a value, with the value's type
+FLAGS = {"check": ["--allow-invalid"], "show": ["--json"], "sample": ["--json"],
+         "ops": ["--json"], "compile": ["--print-code"], "search": [],
+         "history": ["--json"], "best": ["--json"]}
+VALUED = {"check": ("--seed", "<int>"), "show": ("--samples", "<int>"),
+          "sample": ("--seed", "<int>"), "ops": None, "compile": ("--output", "<str>"),
+          "search": ("--db", "<str>"), "history": ("--run", "<str>"), "best": ("--run", "<str>")}
+
+
+def _help_row(text: str, option: str) -> list[str]:
+    """The words of the help row of ``option``, table borders left out."""
+    row = next(ln for ln in text.splitlines() if f" {option} " in ln)
+    return [w for w in row.replace("│", " ").split() if w != "*"]
+
+
+@pytest.mark.parametrize("command", ["", *FLAGS])
+def test_help_shows_flags_as_flags(command: str) -> None:
+    proc = autoarch_wide(*([command] if command else []), "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "<bool>" not in proc.stdout, proc.stdout
+    for flag in ["--help", *FLAGS.get(command, [])]:
+        words = _help_row(proc.stdout, flag)
+        assert words[0] == flag and not words[1].startswith("<"), words
+    if VALUED.get(command):  # an option that takes a value still says which kind
+        option, kind = VALUED[command]
+        assert kind in _help_row(proc.stdout, option), proc.stdout

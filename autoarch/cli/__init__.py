@@ -14,19 +14,20 @@ import typer
 from autoarch.dsl.errors import SpecError
 
 from . import best, check, compile, history, ops, sample, search, show
+from ._common import Command, Group
 from ._console import err
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=Group,
                   help="Declarative architecture specs: check, inspect and sample search spaces, "
                        "compile candidates, search them and query the history.")
-app.command("check")(check.check)
-app.command("show")(show.show)
-app.command("sample")(sample.sample)
-app.command("ops")(ops.ops)
-app.command("compile")(compile.compile_)
-app.command("search")(search.search_)
-app.command("history")(history.history)
-app.command("best")(best.best)
+app.command("check", cls=Command)(check.check)
+app.command("show", cls=Command)(show.show)
+app.command("sample", cls=Command)(sample.sample)
+app.command("ops", cls=Command)(ops.ops)
+app.command("compile", cls=Command)(compile.compile_)
+app.command("search", cls=Command)(search.search_)
+app.command("history", cls=Command)(history.history)
+app.command("best", cls=Command)(best.best)
 
 
 def main() -> None:

@@ -11,12 +11,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from typer.core import TyperCommand, TyperGroup, TyperOption
+
 from autoarch.compiler.graph import Graph
 from autoarch.compiler.spec import Spec, load, to_jsonable
 from autoarch.dsl import bidi_controls
 from autoarch.dsl.errors import CandidateError, CommandError, SpecError, SpecWarning
 
 from ._console import err, out
+
+
+class _FlagsShowNoValue:
+    """Help that shows an on/off flag as a flag: ``--json``, not ``--json <bool>``.
+
+    Typer's rich help prints every option's type, flags' (and ``--help``'s) included,
+    as if they took a value. A flag's metavar is what it shows instead: an empty one.
+    """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for p in params:
+            if isinstance(p, TyperOption) and (p.is_flag or p.count) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class Command(_FlagsShowNoValue, TyperCommand):
+    """The click command class of every autoarch command: ``app.command(cls=Command)``."""
+
+
+class Group(_FlagsShowNoValue, TyperGroup):
+    """The click group class of the ``autoarch`` app: ``typer.Typer(cls=Group)``."""
 
 
 def load_spec(path: str) -> Spec:
