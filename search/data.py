@@ -26,10 +26,12 @@ import functools
 import hashlib
 import importlib.util
 import io
+import itertools
 import json
 import math
 import os
 import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,7 +112,8 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
 
     Args:
         data: a bundled name (``Symbol("digits")`` or ``"digits"``), or
-            ``csv(path, target = "col")`` / ``npz(path)`` as a ``SymbolCall``.
+            ``synthetic(shape = [...], classes = k)``, ``csv(path, target = "col")`` or
+            ``npz(path)`` as a ``SymbolCall``.
         val_split: share of the non-test rows held out for validation.
         seed: seed of the split of files and of the train/val split. This is
             *not* the training seed: keep it fixed (0) so that every trial is
@@ -121,7 +124,8 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
             :data:`PROGRESS_EVERY_S` seconds, and once at the end with both equal.
 
     Raises:
-        SpecError: an unknown data set, or a file that cannot be used.
+        DataError: an unknown data set, or a file that cannot be used; one line naming
+            the file and, where it applies, the row (line number) and the column.
     """
     if not 0 < val_split < 1:
         raise DataError(f"val_split must be a number > 0 and < 1, got {val_split!r}")
@@ -562,10 +566,13 @@ PROGRESS_MIN_BYTES = 20_000_000
 PROGRESS_EVERY_S = 0.25
 #: most columns a csv file may have
 MAX_CSV_COLUMNS = 100_000
-#: feature values converted per block of rows (bounds the Python lists of a block)
+#: feature values the row-by-row reader keeps before storing them as an array
 _CSV_BLOCK_VALUES = 1 << 16
+#: characters of lines read at a time
+_CSV_BLOCK_CHARS = 1 << 20
 #: how much of a file's start is checked for binary content before parsing
 _SNIFF_BYTES = 1 << 16
+
 
 def quote_cell(text: str, limit: int = 20) -> str:
     """A file's cell as a message may show it: quoted, at most ``limit`` characters, with
@@ -612,11 +619,15 @@ def _csv(full: str, mtime: int, size: int, ino: int, ctime: int, target: str,
 
 
 class _CsvReader:
-    """Reads a csv file row by row, checking each row as it comes: the first bad row fails
-    with its line number (``csv.reader.line_num``: blank lines and quoted line breaks count).
+    """Reads a csv file a block of lines at a time, checking each row as it comes: the first
+    bad row fails with its line number (blank lines and quoted line breaks count).
 
-    Features go to a growing float64 array (a block of rows at a time), the target to a
-    float64 array of numbers or of text-label codes, and each row's line number beside them.
+    A block of about a megabyte without quotes goes through ``numpy.loadtxt`` (the
+    fast path); anything it does not take exactly (quotes, blank lines, a bad or
+    unusual cell, the first block) goes row by row through ``csv.reader``, which
+    also finds and names the first bad row. Both parse numbers as ``float`` does.
+    Features go to a growing float64 array, the target to a float64 array of
+    numbers or of text-label codes, and each row's line number beside them.
     """
 
     def __init__(self, full: str, size: int, shown: str, target: str,
@@ -624,7 +635,9 @@ class _CsvReader:
         self.full, self.size, self.shown, self.target = full, size, shown, target
         self.progress = progress if size >= PROGRESS_MIN_BYTES else None
         self.n = 0  # rows stored
-        self.block: list[float] = []  # features of the rows not stored yet
+        self.next_line = 1  # the line number of the next line read from the file
+        self.chars = 0  # characters of the lines read (to estimate the rows still to come)
+        self.block: list[float] = []  # features of the rows read and not stored yet
         self.block_target: list[float] = []
         self.block_lines: list[int] = []
         self.labels: dict[str, int] = {}  # text label -> code
@@ -634,7 +647,9 @@ class _CsvReader:
         self.y = np.empty(0)
         self.lines = np.empty(0, dtype=np.int64)
         self.names: list[str] = []
+        self.t = 0  # the target's column
         self.raw: Any = None
+        self.text: Any = None
         self.last_report = 0.0
 
     # -- reading
@@ -644,17 +659,14 @@ class _CsvReader:
             with open(self.full, "rb") as raw:
                 self.raw = raw
                 self._sniff(raw)
-                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-                reader = csv.reader(self._lines(text))
+                self.text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
                 try:
-                    self._rows(reader)
+                    self._header()
+                    self._body()
                 except UnicodeDecodeError:
-                    raise DataError(f"{self.shown} is not a text csv file: after row "
-                                    f"{reader.line_num} it holds bytes that are not UTF-8 "
-                                    "text", hint="save it as UTF-8 csv") from None
-                except csv.Error as e:
-                    raise DataError(f"{self.shown}, row {reader.line_num + 1}: not valid csv "
-                                    f"({e})") from None
+                    raise DataError(f"{self.shown} is not a text csv file: line "
+                                    f"{self.next_line} holds bytes that are not UTF-8 text",
+                                    hint="save it as UTF-8 csv") from None
         except OSError as e:
             raise DataError(f"cannot read {self.shown}: {e.strerror or e}") from None
         except MemoryError:
@@ -679,22 +691,40 @@ class _CsvReader:
                             hint="csv() reads UTF-8 text with a header line; "
                                  "use npz() for numpy arrays")
 
-    def _lines(self, text: Any) -> Any:
-        for line in text:
-            if "\0" in line:
-                raise DataError(f"{self.shown} is not a text csv file (it holds NUL bytes)",
-                                hint="csv() reads UTF-8 text with a header line")
-            yield line
+    def _line(self, line: str) -> str:
+        if "\0" in line:
+            raise DataError(f"{self.shown} is not a text csv file: line {self.next_line} holds "
+                            "NUL bytes", hint="csv() reads UTF-8 text with a header line")
+        self.next_line += 1
+        self.chars += len(line)
+        return line
 
-    def _header(self, reader: Any) -> int:
-        """Read and check the header; the index of the target column."""
-        for cells in reader:
+    def _more_lines(self) -> Any:
+        """The file's next lines, one at a time (for a row that goes on past its block)."""
+        while line := self.text.readline():
+            yield self._line(line)
+
+    def _records(self, lines: Any, start: int) -> Any:
+        """``(line number, cells)`` of each csv record of ``lines``, the first at ``start``."""
+        reader = csv.reader(lines)
+        prev = 0
+        try:
+            for cells in reader:
+                yield start + prev, cells, reader.line_num
+                prev = reader.line_num
+        except csv.Error as e:
+            raise DataError(f"{self.shown}, row {start + prev}: not valid csv ({e})") from None
+
+    def _header(self) -> None:
+        """Read and check the header: the column names and the target's column."""
+        records = self._records(self._more_lines(), 1)
+        for line, cells, _ in records:  # noqa: B007 - the header is the first non-blank row
             if any(c.strip() for c in cells):
                 break
         else:
             raise DataError(f"{self.shown} is empty",
                             hint="a csv file needs a line naming the columns, then data rows")
-        row = f"{self.shown}, row {reader.line_num}"
+        row = f"{self.shown}, row {line}"
         names = self.names = [c.strip() for c in cells]
         if len(names) > MAX_CSV_COLUMNS:
             raise DataError(f"{row}: {len(names):,} columns; at most {MAX_CSV_COLUMNS:,} are "
@@ -719,41 +749,114 @@ class _CsvReader:
         if len(names) == 1:
             raise DataError(f"{self.shown} has no feature columns besides "
                             f"{quote_cell(self.target)}")
-        return seen[self.target]
-
-    def _rows(self, reader: Any) -> None:
-        t = self._header(reader)
-        width = len(self.names)
-        features = width - 1
+        self.t = seen[self.target]
+        self.feature_names = [n for n in names if n != self.target]
+        features = len(names) - 1
         self.per_block = max(1, _CSV_BLOCK_VALUES // features)
         self.x = np.empty((self.per_block, features))
         self.y = np.empty(self.per_block)
         self.lines = np.empty(self.per_block, dtype=np.int64)
-        block, block_target, block_lines = self.block, self.block_target, self.block_lines
+
+    def _body(self) -> None:
+        while block := self.text.readlines(_CSV_BLOCK_CHARS):
+            start = self.next_line
+            if not self._fast(block, start):
+                self._slow(block, start)
+        self._flush()
+
+    def _fast(self, block: list[str], start: int) -> bool:
+        """Store a block through ``numpy.loadtxt``; False (nothing stored) where it cannot
+        take the block exactly as ``csv.reader`` and ``float`` would."""
+        if self.kind is None or len(block) < 2:
+            return False
+        joined = "".join(block)
+        width, t = len(self.names), self.t
+        if '"' in joined or "\0" in joined or joined.count(",") != len(block) * (width - 1):
+            return False  # loadtxt's usecols would drop surplus columns unseen
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # loadtxt warns about an empty block
+                if self.kind == "number":
+                    table = np.loadtxt(block, delimiter=",", comments=None, ndmin=2)
+                    if table.shape != (len(block), width):
+                        return False  # blank lines are skipped by loadtxt
+                    y = table[:, t]
+                    x = np.delete(table, t, axis=1)
+                else:
+                    x = np.loadtxt(block, delimiter=",", comments=None, ndmin=2,
+                                   usecols=[j for j in range(width) if j != t])
+                    cells = np.loadtxt(block, delimiter=",", comments=None, ndmin=1,
+                                       usecols=t, dtype=str)
+                    if x.shape[0] != len(block) or len(cells) != len(block):
+                        return False
+                    y = self._codes(cells)
+                    if y is None:
+                        return False
+        except ValueError:
+            return False  # a bad cell or row: the row-by-row reader names it
+        if not (np.abs(x) <= FLOAT32_MAX).all() or not (np.abs(y) <= FLOAT32_MAX).all():
+            return False
+        self._flush()
+        self.next_line += len(block)
+        self.chars += len(joined)
+        self._store(x, y, np.arange(start, start + len(block), dtype=np.int64))
+        return True
+
+    def _codes(self, cells: np.ndarray) -> np.ndarray | None:
+        """Text-label codes of a block's targets; None when one is missing, a number or
+        a label past the limit (the row-by-row reader then names the row)."""
+        distinct, inverse = np.unique(cells, return_inverse=True)
+        codes = np.empty(len(distinct))
+        for i, raw in enumerate(distinct.tolist()):
+            s = raw.strip()
+            code = self.labels.get(s)
+            if code is None:
+                if (s.lower() in MISSING_MARKERS or _number(s) is not None
+                        or len(self.labels) >= MAX_CSV_CLASSES):
+                    return None
+                code = self.labels[s] = len(self.labels)
+            codes[i] = code
+        return codes[inverse.reshape(-1)]
+
+    def _slow(self, block: list[str], start: int) -> None:
+        """Read the rows that start in ``block`` with ``csv.reader`` (a row whose quoted
+        field goes on past the block reads on from the file)."""
+        width, t = len(self.names), self.t
+        buffer, buffer_target, buffer_lines = self.block, self.block_target, self.block_lines
         labels, missing = self.labels, MISSING_MARKERS
-        prev = reader.line_num
-        for cells in reader:
-            line, prev = prev + 1, reader.line_num  # where the row starts, where it ends
+        self.next_line = start
+        lines = itertools.chain(map(self._line, block), self._more_lines())
+        for line, cells, used in self._records(lines, start):
             if len(cells) != width:
                 if not any(c.strip() for c in cells):
+                    if used >= len(block):
+                        break
                     continue  # a blank line
                 self._flush()
+                end = start + used - 1
+                if end > line:  # a quoted value took in line breaks
+                    raise DataError(f"{self.shown}, row {line} (lines {line} to {end}): "
+                                    f"{len(cells)} values but the header has {width} columns",
+                                    hint="a quoted value runs over several lines: look for an "
+                                         f"unclosed quote (\") in row {line}")
                 raise DataError(f"{self.shown}, row {line}: {len(cells)} values but the header "
                                 f"has {width} columns",
                                 hint="every row needs one value per column")
             cell = cells.pop(t)
-            k = len(block)
+            k = len(buffer)
             try:
-                block.extend(map(float, cells))
+                buffer.extend(map(float, cells))
             except ValueError:
-                del block[k:]
+                del buffer[k:]
                 self._flush()
                 if not cell.strip() and not any(c.strip() for c in cells):
+                    if used >= len(block):
+                        break
                     continue  # a row of empty cells (",,,"): blank
-                self._bad_feature(line, cells, t)
+                self._bad_feature(line, cells)
             s = cell.strip()
             if s.lower() in missing:
-                del block[k:]
+                del buffer[k:]
                 self._flush()
                 raise DataError(f"{self.shown}, row {line}, column {quote_cell(self.target)}: "
                                 f"the target is missing ({quote_cell(s) if s else 'empty'}); "
@@ -768,14 +871,14 @@ class _CsvReader:
                 if self.kind is None:
                     self.kind, self.first = kind, (line, s)
                 else:
-                    del block[k:]
+                    del buffer[k:]
                     self._flush()
                     self._mixed(line, s)
             if kind == "text":
                 code = labels.get(s)
                 if code is None:
                     if len(labels) >= MAX_CSV_CLASSES:
-                        del block[k:]
+                        del buffer[k:]
                         self._flush()
                         raise DataError(
                             f"{self.shown}, row {line}, column {quote_cell(self.target)}: "
@@ -784,14 +887,16 @@ class _CsvReader:
                             hint="a regression target must hold numbers only")
                     code = labels[s] = len(labels)
                 v = code
-            block_target.append(v)
-            block_lines.append(line)
-            if len(block_lines) >= self.per_block:
+            buffer_target.append(v)
+            buffer_lines.append(line)
+            if len(buffer_lines) >= self.per_block:
                 self._flush()
+            if used >= len(block):
+                break
         self._flush()
 
     def _flush(self) -> None:
-        """Check the rows read since the last flush and store them."""
+        """Store the rows the row-by-row reader has read since the last flush."""
         if not self.block_lines:
             return
         m = len(self.block_lines)
@@ -801,6 +906,11 @@ class _CsvReader:
         self.block.clear()
         self.block_target.clear()
         self.block_lines.clear()
+        self._store(x, y, lines)
+
+    def _store(self, x: np.ndarray, y: np.ndarray, lines: np.ndarray) -> None:
+        """Check rows (every value finite and within float32) and append them."""
+        m = len(lines)
         bad_x = ~(np.abs(x) <= FLOAT32_MAX)  # also nan
         bad_y = ~(np.abs(y) <= FLOAT32_MAX) if self.kind == "number" else np.zeros(m, bool)
         if bad_x.any() or bad_y.any():
@@ -818,9 +928,9 @@ class _CsvReader:
                 self.progress(min(self.raw.tell(), self.size), self.size)
 
     def _grow(self, need: int) -> None:
-        """Make room for ``need`` rows: about as many as the file holds, by its bytes per row."""
-        done = max(self.raw.tell(), 1)
-        estimate = int(self.size / done * need * 1.1) + self.per_block
+        """Make room for ``need`` rows: about as many as the file holds, by its bytes per row
+        so far (room never written to costs address space, not memory)."""
+        estimate = int(self.size / max(self.chars, 1) * need * 1.1) + self.per_block
         # a row takes at least two bytes a column (a digit and a comma or line break)
         estimate = min(estimate, self.size // (2 * len(self.names)) + self.per_block)
         capacity = max(need, estimate, int(len(self.x) * 1.5))
@@ -834,10 +944,9 @@ class _CsvReader:
 
     def _column(self, j: int) -> str:
         """The name of feature ``j`` (features are the columns without the target)."""
-        names = [n for n in self.names if n != self.target]
-        return quote_cell(names[j])
+        return quote_cell(self.feature_names[j])
 
-    def _bad_feature(self, line: int, cells: list[str], t: int) -> None:
+    def _bad_feature(self, line: int, cells: list[str]) -> None:
         for j, c in enumerate(cells):
             if _number(c) is None:
                 what = "is empty" if not c.strip() else f"is {quote_cell(c)}"
@@ -865,9 +974,8 @@ class _CsvReader:
         i = int(np.argmax(rows))
         row = f"{self.shown}, row {int(lines[i])}"
         # the columns in file order: the target sits at its own index
-        t = self.names.index(self.target)
-        order = list(range(x.shape[1]))
-        cols = [(j if j < t else j + 1, "x", j) for j in order] + [(t, "y", 0)]
+        t = self.t
+        cols = [(j if j < t else j + 1, "x", j) for j in range(x.shape[1])] + [(t, "y", 0)]
         for _, which, j in sorted(cols):
             v = float(x[i, j]) if which == "x" else float(y[i])
             bad = bool(bad_x[i, j]) if which == "x" else bool(bad_y[i])
@@ -875,8 +983,8 @@ class _CsvReader:
                 continue
             name = self._column(j) if which == "x" else quote_cell(self.target)
             if not math.isfinite(v):
-                raise DataError(f"{row}, column {name} is {v}: feature columns must hold "
-                                "finite numbers",
+                what = "feature columns" if which == "x" else "the target"
+                raise DataError(f"{row}, column {name} is {v}: {what} must hold finite numbers",
                                 hint="fill in missing values, or drop the row or column")
             raise DataError(f"{row}, column {name} is {v:g}, beyond float32 (at most "
                             f"{FLOAT32_MAX:.7g} in size): it would become infinite",
@@ -927,7 +1035,7 @@ class _CsvReader:
         population std (a constant feature: std 1), a block of rows at a time."""
         x = self.x[:self.n]
         train = idx[0]
-        block = self.per_block * 16
+        block = max(1, (1 << 18) // x.shape[1])  # rows of about 2 MB: small temporaries
         total = np.zeros(x.shape[1])
         for a in range(0, len(train), block):
             total += x[train[a:a + block]].sum(axis=0)
@@ -942,7 +1050,9 @@ class _CsvReader:
         for rows in idx:
             z = np.empty((len(rows), x.shape[1]), dtype=np.float32)
             for a in range(0, len(rows), block):
-                part = (x[rows[a:a + block]] - mean) / std
+                part = x[rows[a:a + block]]
+                part -= mean
+                part /= std
                 bad = ~(np.abs(part) <= FLOAT32_MAX)
                 if bad.any():
                     i, j = np.argwhere(bad)[0]

@@ -667,6 +667,187 @@ def test_many_distinct_integer_labels_say_why_they_are_a_regression_target(tmp_p
     assert "classification" in d.task_reason
 
 
+# ---- big and hostile csv files ---------------------------------------------------------
+
+
+def write_rows(path: Path, lines: list[str], newline: str = "\n") -> int:
+    """Write ``lines`` (each may hold quoted line breaks); the number of the last line."""
+    text = newline.join(lines) + newline
+    path.write_bytes(text.encode())
+    return text.count(newline)
+
+
+def mid_size_rows(n: int) -> list[str]:
+    """n rows of id,a,b,y (about 40 bytes each): y = id % 3, b a fixed function of id."""
+    return [f"{i},{i * 0.001:.6f},{math.sin(i) * 1000:.9f},{i % 3}" for i in range(n)]
+
+
+@pytest.mark.parametrize("last, message", [
+    ("x,1,2,0", "column 'id' is 'x'"),
+    ("1,2,0", "3 values but the header has 4"),
+    ("1,2,3,", "the target is missing (empty)"),
+    ("1,2,3,NA", "the target is missing ('NA')"),
+    ("1,1e300,3,1", "column 'a' is 1e+300, beyond float32"),
+    ("1,2,3,cat", "'cat' is text, but the targets before it are numbers (row 2: '0')"),
+])
+def test_a_bad_last_row_of_a_mid_size_file_is_named_by_its_line(tmp_path, last, message):
+    rows = mid_size_rows(60_000)  # about 2.4 MB: several blocks of lines
+    last_line = write_rows(tmp_path / "m.csv", ["id,a,b,y", *rows, last])
+    assert last_line == 60_002
+    text = data_error(SymbolCall("csv", ("m.csv", "y")), tmp_path)
+    assert f"m.csv, row {last_line}" in text and message in text
+
+
+def test_a_surplus_value_in_a_later_block_is_found_with_text_labels(tmp_path):
+    rows = [f"{i},{i % 7},{'cat' if i % 2 else 'dog'}" for i in range(100_000)]
+    rows[90_000] += ",9"  # line 90,002, past the first blocks of lines
+    write_rows(tmp_path / "w.csv", ["a,b,y", *rows])
+    text = data_error(SymbolCall("csv", ("w.csv", "y")), tmp_path)
+    assert "w.csv, row 90002: 4 values but the header has 3 columns" in text
+
+
+def test_rows_are_numbered_by_file_lines_with_blank_lines_and_quoted_line_breaks(tmp_path):
+    from autoarch.search import data as data_module
+
+    # a quoted line break right where a block of lines ends, blank lines, CRLF line ends
+    lines = ["id,a,b,y"]
+    size = len(lines[0]) + 2
+    i = 0
+    while size < data_module._CSV_BLOCK_CHARS - 30:
+        lines.append(f"{i},{i * 0.5},{i % 7},{'cat' if i % 2 else 'dog'}")
+        size += len(lines[-1]) + 2
+        i += 1
+    lines.append(f'{i},{i * 0.5},{i % 7},"two\r\nlines"')  # one row on two lines
+    i += 1
+    for _ in range(3):
+        lines.append(f"{i},{i * 0.5},{i % 7},{'cat' if i % 2 else 'dog'}")
+        i += 1
+    lines += ["", "   ", ""]  # blank lines
+    good = lines + [f"{j},{j * 0.5},{j % 7},{'cat' if j % 2 else 'dog'}"
+                    for j in range(i, i + 5000)]
+    write_rows(tmp_path / "g.csv", good, "\r\n")
+    d = load_data(SymbolCall("csv", ("g.csv", "y")), base_dir=tmp_path)
+    x, y = all_rows(d)
+    n = len(good) - 1 - 3  # the header and the three blank lines are not rows
+    assert len(x) == n and d.n_classes == 3
+    # labels sort as text: cat 0, dog 1, "two\r\nlines" 2; rows stay aligned with their id
+    order = np.argsort(x[:, 0])
+    ids = np.arange(n)
+    expected = np.where(ids % 2 == 1, 0, 1)
+    expected[ids == (i - 4)] = 2
+    assert np.array_equal(y[order], expected)
+    a = x[order, 1]
+    assert np.abs(np.polyval(np.polyfit(ids * 0.5, a, 1), ids * 0.5) - a).max() < 1e-4
+    # a bad row after them is named by its line in the file
+    bad = lines + ["1,2,3,cat"] * 10 + ["1,oops,3,cat"]
+    last_line = write_rows(tmp_path / "b.csv", bad, "\r\n")
+    text = data_error(SymbolCall("csv", ("b.csv", "y")), tmp_path)
+    assert f"b.csv, row {last_line}, column 'a' is 'oops'" in text
+
+
+def test_a_bad_row_right_after_a_blank_line_counts_the_blank_line(tmp_path):
+    rows = labelled()
+    write_rows(tmp_path / "d.csv", ["a,b,y", *rows[:5], "", "", *rows[5:9], "1,x,0",
+                                     *rows[9:]])
+    text = data_error(SymbolCall("csv", ("d.csv", "y")), tmp_path)
+    assert "d.csv, row 13, column 'b' is 'x'" in text  # 1 header + 5 + 2 blank + 4 + 1
+
+
+def test_progress_is_reported_for_large_files(tmp_path, monkeypatch):
+    from autoarch.search import data as data_module
+
+    path = tmp_path / "p.csv"
+    write_rows(path, ["id,a,b,y", *mid_size_rows(60_000)])
+    size = path.stat().st_size
+    calls = []
+    load_data(SymbolCall("csv", ("p.csv", "y")), base_dir=tmp_path,
+              progress=lambda done, total: calls.append((done, total)))
+    assert calls == []  # 2.4 MB is below the size that reports progress
+    monkeypatch.setattr(data_module, "PROGRESS_MIN_BYTES", 1_000_000)
+    monkeypatch.setattr(data_module, "PROGRESS_EVERY_S", 0.0)
+    load_data(SymbolCall("csv", ("p.csv", "y")), base_dir=tmp_path, seed=1,
+              progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) >= 3 and calls[-1] == (size, size)
+    assert all(t == size and 0 <= done <= size for done, t in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_a_big_valid_file_loads_the_same_rows_as_numpy(tmp_path):
+    rows = mid_size_rows(40_000)
+    write_rows(tmp_path / "v.csv", ["id,a,b,y", *rows])
+    d = load_data(SymbolCall("csv", ("v.csv", "y")), base_dir=tmp_path)
+    ref = np.loadtxt(tmp_path / "v.csv", delimiter=",", skiprows=1)
+    x, y = all_rows(d)
+    order = np.argsort(x[:, 0])  # standardized ids keep the ids' order
+    assert np.array_equal(y[order], ref[:, 3].astype(int))
+    n_train = len(d.x_train)
+    train_ids = np.sort(np.argsort(np.argsort(x[:, 0]))[:n_train])
+    for j in (1, 2):  # each feature is the file's column standardized with train statistics
+        col = ref[:, j]
+        mean, std = col[train_ids].mean(), col[train_ids].std()
+        np.testing.assert_allclose(x[order, j], (col - mean) / std, atol=1e-5)
+
+
+def test_binary_files_are_refused_without_showing_their_contents(tmp_path):
+    secret = "hunter2-secret"
+    (tmp_path / "nul.csv").write_bytes(f"a,b,y\n1,2,{secret}\x00\x01\n".encode())
+    (tmp_path / "latin.csv").write_bytes(f"a,b,y\n1,2,caf\xe9 {secret}\n".encode("latin-1"))
+    for name in ("nul.csv", "latin.csv"):
+        text = data_error(SymbolCall("csv", (name, "y")), tmp_path)
+        assert f"{name} is not a text csv file" in text and secret not in text
+    # past the first 64 KB: named by its line
+    body = ["a,b,y", *[f"{i},{i},{i % 2}" for i in range(20_000)]]
+    (tmp_path / "late.csv").write_bytes(("\n".join(body) + "\n").encode() + b"1,2,\x00\n")
+    text = data_error(SymbolCall("csv", ("late.csv", "y")), tmp_path)
+    assert "late.csv is not a text csv file: line 20002 holds NUL bytes" in text
+    (tmp_path / "late8.csv").write_bytes(("\n".join(body) + "\n").encode() + b"1,2,\xff\n")
+    text = data_error(SymbolCall("csv", ("late8.csv", "y")), tmp_path)
+    assert "late8.csv is not a text csv file" in text and "UTF-8" in text
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_the_process_environment_is_never_echoed(monkeypatch):
+    monkeypatch.setenv("AUTOARCH_TEST_SECRET", "s3cr3t-value")
+    with pytest.raises(DataError) as e:
+        load_data(SymbolCall("csv", ("/proc/self/environ",), (("target", "x"),)))
+    text = str(e.value)
+    assert "not a text csv file" in text
+    assert "s3cr3t" not in text and os.environ.get("PATH", "PATH") not in text
+
+
+@pytest.mark.parametrize("first_line", [
+    "password=hunter2-secret",  # one cell: not a header
+    ",".join(f"c{i}" for i in range(60)) + ",hunter2-secret",  # too many cells to list
+    "a,hunter2-secret-" + "z" * 40,  # a name too long to be a column name
+    "a,b\x07hunter2-secret",  # a control character
+])
+def test_a_first_line_that_is_not_a_header_is_not_listed(tmp_path, first_line):
+    (tmp_path / "s.csv").write_text(first_line + "\n1,2\n")
+    text = data_error(SymbolCall("csv", ("s.csv", "label")), tmp_path)
+    assert "s.csv has no column 'label'" in text
+    assert "hunter2" not in text and "do not look like column names" in text
+
+
+def test_a_header_is_listed_and_quoted_cells_are_short_and_escaped(tmp_path):
+    write_rows(tmp_path / "h.csv", ["size,weight,label", "1,2,0"])
+    text = data_error(SymbolCall("csv", ("h.csv", "lable")), tmp_path)
+    assert "did you mean 'label'" in text and "its columns are: label, size, weight" in text
+    rows = labelled()
+    rows[3] = "3,\x1b[2J\x1b[31mred" + "z" * 50 + ",1"
+    write_rows(tmp_path / "e.csv", ["a,b,y", *rows])
+    text = data_error(SymbolCall("csv", ("e.csv", "y")), tmp_path)
+    assert "\x1b" not in text and "\\x1b[2J" in text
+    assert "column 'b' is '\\x1b[2J\\x1b[31mredzzzzzzzz...'" in text  # 20 characters shown
+
+
+def test_an_unterminated_quote_is_a_located_error(tmp_path):
+    rows = labelled()
+    write_rows(tmp_path / "q.csv", ["a,b,y", *rows[:12], '12,"6.0,0', *rows[13:]])
+    text = data_error(SymbolCall("csv", ("q.csv", "y")), tmp_path)
+    assert "q.csv, row 14 (lines 14 to 21): 2 values but the header has 3" in text
+    assert "unclosed quote" in text
+
+
 # ---- npz ---------------------------------------------------------------------------
 
 
