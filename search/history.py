@@ -808,6 +808,10 @@ class _LockFile:
             os.close(self.fd)
 
 
+# a forked child holds none of its parent's record locks: it starts its own lock files
+os.register_at_fork(after_in_child=_LockFile._open.clear)
+
+
 def _same_file(st: os.stat_result, path: Path) -> bool:
     try:
         now_st = os.stat(path)
