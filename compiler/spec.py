@@ -10,6 +10,7 @@ from typing import Any
 from ..dsl import ast, bidi_controls, parse
 from ..dsl.errors import (
     AssignmentError,
+    CommandError,
     Span,
     SpecError,
     SpecLimitError,
@@ -17,6 +18,7 @@ from ..dsl.errors import (
     SpecWarning,
     suggest,
 )
+from ..dsl.parser import MAX_SOURCE_CHARS
 from . import limits
 from .budget import check_limits
 from .config import CONSTRAINT_NAMES, check_setting, defaults
@@ -191,16 +193,32 @@ def loads(text: str, filename: str = "<spec>") -> Spec:
 
 
 def load(path: str | Path) -> Spec:
-    """Parse and check a `.spec` file. Raises :class:`SpecError` on any mistake."""
+    """Parse and check a `.spec` file. Raises :class:`SpecError` on any mistake.
+
+    A file that cannot be read as a spec (missing, a directory, unreadable, not
+    UTF-8, too large) is a one-line :class:`CommandError`.
+    """
     p = Path(path)
+    # Read no more than the largest spec can take (4 bytes a character at most), so
+    # that a huge file, or a device such as /dev/zero, fails at once instead of filling memory.
+    most = 4 * MAX_SOURCE_CHARS
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(most + 1)
     except FileNotFoundError:
-        raise SpecError(f"no such file: {p}") from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{p} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise CommandError(f"no such file: {p}") from None
+    except IsADirectoryError:
+        raise CommandError(f"{p} is a directory", hint="give the path of a .spec file") from None
     except OSError as e:
-        raise SpecError(f"cannot read {p}: {e.strerror}") from None
+        raise CommandError(f"cannot read {p}: {e.strerror or e}") from None
+    if len(data) > most:
+        raise CommandError(f"{p} is over {most:,} bytes; a spec is at most "
+                           f"{MAX_SOURCE_CHARS:,} characters", hint="is it the right file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CommandError(f"{p} is not UTF-8 text ({e.reason} at byte {e.start})",
+                           hint="is it the right file?") from None
     return loads(text, str(path))
 
 

@@ -137,6 +137,8 @@ class CommandError(SpecError):
     """
 
     def format(self) -> str:
+        if self.span is not None:  # located after all (in a spec): the usual diagnostic
+            return super().format()
         text = f"{self.kind}: {self.message}"
         if self.hint:
             text += f"; {self.hint}"
@@ -166,7 +168,16 @@ class RequireError(CandidateError):
 
 
 class AssignmentError(SpecError):
-    """A choice assignment given by the user does not fit the space."""
+    """A choice assignment given by the user does not fit the space.
+
+    Located, it shows the decision in the spec; unlocated (a name the space does not
+    have), it is about the names given, and prints on one line as a CommandError does.
+    """
+
+    def format(self) -> str:
+        if self.span is None:
+            return CommandError.format(self)
+        return super().format()
 
 
 def closest(word: str, options: Iterable[str], n: int = 3) -> list[str]:

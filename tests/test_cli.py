@@ -499,7 +499,7 @@ def test_warnings_come_before_an_error(tmp_path: Path) -> None:
 FLAGS = {"check": ["--allow-invalid"], "show": ["--json"], "sample": ["--json"],
          "ops": ["--json"], "compile": ["--print-code"], "search": [],
          "history": ["--json"], "best": ["--json"]}
-VALUED = {"check": ("--seed", "<int>"), "show": ("--samples", "<int>"),
+VALUED = {"check": ("--seed", "<int>"), "show": ("--seed", "<int>"),
           "sample": ("--seed", "<int>"), "ops": None, "compile": ("--output", "<str>"),
           "search": ("--db", "<str>"), "history": ("--run", "<str>"), "best": ("--run", "<str>")}
 

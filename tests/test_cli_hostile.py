@@ -4,7 +4,8 @@ Every mistake must end in exit code 1 (typer's 2 for a usage error), never a Pyt
 traceback, one line of error for a problem that is not in a spec, and no file left
 half-written. The references are the operating system's own: a folder listing before
 and after, file bytes, and errors forced by real mechanisms (a file-size rlimit for a
-full disk, an unprivileged user for a read-only folder).
+full disk, root without the capability to override file permissions for a read-only
+folder or an unreadable file).
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "AUTOARCH_DEBUG"}
 
 
-def autoarch(*args: str | Path, cwd: Path,
-             preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+def autoarch(*args: str | Path, cwd: Path, preexec_fn: Callable[[], None] | None = None,
+             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``autoarch ARGS`` as a process; a hang fails the test when ``timeout`` runs out."""
     proc = subprocess.run([sys.executable, "-m", "autoarch", *map(str, args)], cwd=cwd,
-                          env=env(), capture_output=True, text=True, timeout=300,
+                          env=env(), capture_output=True, text=True, timeout=timeout,
                           preexec_fn=preexec_fn)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return proc
@@ -250,3 +252,116 @@ def test_best_output_is_whole_and_loads(work: Path, history_db: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert sorted(listing(work)) == ["best.pt", "m.spec"]
     assert aa.load_model(work / "best.pt")(torch.zeros(2, 64)).shape == (2, 10)
+
+
+# ---- sweep: every command that reads a spec, given files that are not specs ------------
+
+SPEC_COMMANDS = {  # the arguments each needs besides the file
+    "check": (), "show": (), "sample": (), "compile": ("-c", "m.h=256"),
+}
+
+
+def _bad_file(work: Path, case: str) -> tuple[str | Path, Callable[[], None] | None, str]:
+    """(the file to give, how to start the command, what the error says) for ``case``."""
+    if case == "missing":
+        return "nowhere.spec", None, "no such file: nowhere.spec"
+    if case == "directory":
+        (work / "folder.spec").mkdir()
+        return "folder.spec", None, "folder.spec is a directory"
+    if case == "binary":  # bytes that are not UTF-8 (0xff never is)
+        (work / "b.spec").write_bytes(b"\xff" + os.urandom(2000))
+        return "b.spec", None, "b.spec is not UTF-8 text (invalid start byte at byte 0)"
+    if case == "unreadable":
+        (work / "u.spec").write_text(textwrap.dedent(SPEC))
+        (work / "u.spec").chmod(0)
+        how = without_dac_override if os.geteuid() == 0 else None
+        return "u.spec", how, "cannot read u.spec: Permission denied"
+    if case == "endless":  # a device that never ends: reading it whole would never end
+        return "/dev/zero", None, "/dev/zero is over 4,000,000 bytes"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "binary", "unreadable", "endless"])
+@pytest.mark.parametrize("command", SPEC_COMMANDS)
+def test_files_that_are_not_specs(work: Path, command: str, case: str) -> None:
+    path, how, phrase = _bad_file(work, case)
+    proc = autoarch(command, path, *SPEC_COMMANDS[command], cwd=work, preexec_fn=how,
+                    timeout=60)
+    line = one_line_error(proc)
+    assert line.startswith(f"error: {phrase}"), line
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("command", SPEC_COMMANDS)
+def test_an_empty_file_is_a_located_spec_error(work: Path, command: str) -> None:
+    (work / "empty.spec").write_text("")
+    proc = autoarch(command, "empty.spec", *SPEC_COMMANDS[command], cwd=work)
+    assert proc.returncode == 1
+    head, source, caret = proc.stderr.splitlines()[:3]
+    assert head == "empty.spec:1:1: error: a spec needs exactly one model, found none"
+    assert (source, caret) == ("    1 | ", "      | ^")
+
+
+# bad flags: typer's usage errors exit 2; a bad value that typer cannot see exits 1
+USAGE_ERRORS = [
+    ("check", "--bogus"), ("check", "--samples", "many"), ("check", "--samples", "-1"),
+    ("check", "--samples", "1000000000"), ("show", "--seed", "1.5"), ("show", "-n", "-1"),
+    ("show", "--json", "--json=yes"), ("sample", "-n", "-3"), ("sample", "-n", "10000000000"),
+    ("sample", "--seed", "x"), ("compile", "--seed", "x"), ("compile", "--sample", "one"),
+    ("compile", "-o"), ("ops", "--bogus"), ("ops", "linear", "extra"),
+]
+
+
+@pytest.mark.parametrize("args", USAGE_ERRORS, ids=" ".join)
+def test_usage_errors_exit_2(work: Path, args: tuple[str, ...]) -> None:
+    command, *rest = args
+    spec = ["m.spec"] if command != "ops" else []
+    proc = autoarch(command, *spec, *rest, cwd=work, timeout=60)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Error" in proc.stderr and proc.stdout == ""
+    if "Usage:" in proc.stderr:  # run as `python -m autoarch`, it is still `autoarch`
+        assert f"Usage: autoarch {command} " in proc.stderr, proc.stderr
+
+
+COMMAND_LINE_ERRORS = {
+    "choice-without-a-value": (("-c", "m.h"), "--choice 'm.h' is not NAME=VALUE"),
+    "choice-without-a-name": (("-c", "=256"), "--choice '=256' names no decision"),
+    "choice-of-no-decision": (("-c", "m.width=256"), "no decision named m.width"),
+    "weights-seed-beyond-64-bits": (("-c", "m.h=256", "--seed", str(2**70)),
+                                    f"--seed {2**70} is out of range"),
+    "output-empty": (("-c", "m.h=256", "-o", ""), "-o needs a file name"),
+    "output-names-a-folder": (("-c", "m.h=256", "-o", "new/"), "new/ names a folder"),
+    "output-under-a-file": (("-c", "m.h=256", "-o", "m.spec/model.pt"),
+                            "cannot write m.spec/model.pt: folder m.spec is not a folder"),
+}
+
+
+@pytest.mark.parametrize("case", COMMAND_LINE_ERRORS)
+def test_compile_command_line_errors_are_one_line(work: Path, case: str) -> None:
+    args, phrase = COMMAND_LINE_ERRORS[case]
+    before = listing(work)
+    line = one_line_error(autoarch("compile", "m.spec", *args, cwd=work, timeout=60))
+    assert line.startswith(f"error: {phrase}"), line
+    assert listing(work) == before
+
+
+def test_compile_onto_a_pipe_neither_hangs_nor_replaces_it(work: Path) -> None:
+    os.mkfifo(work / "pipe.pt")
+    line = one_line_error(autoarch("compile", "m.spec", "-c", "m.h=256", "-o", "pipe.pt",
+                                   cwd=work, timeout=60))
+    assert line.startswith("error: cannot write pipe.pt: it is not a regular file"), line
+    assert (work / "pipe.pt").is_fifo()
+
+
+def test_compile_through_a_link_replaces_the_file_it_points_to(work: Path) -> None:
+    (work / "real.pt").write_bytes(b"old")
+    (work / "link.pt").symlink_to("real.pt")
+    proc = autoarch("compile", "m.spec", "-c", "m.h=256", "-o", "link.pt", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "link.pt").is_symlink() and os.readlink(work / "link.pt") == "real.pt"
+    assert (work / "real.pt").read_bytes()[:2] == b"PK"
+
+
+def test_ops_of_an_unknown_name_is_one_line(work: Path) -> None:
+    line = one_line_error(autoarch("ops", "lineer", cwd=work, timeout=60))
+    assert line == "error: unknown op 'lineer'; did you mean 'linear'?"

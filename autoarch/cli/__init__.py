@@ -34,7 +34,7 @@ def main() -> None:
     # Standalone mode: typer prints usage errors and help itself and exits with the
     # command's code (a `typer.Exit(1)` included); only SpecError is ours to print.
     try:
-        app()
+        app(prog_name="autoarch")  # `python -m autoarch` too: usage says `autoarch`
     except SpecError as e:
         if os.environ.get("AUTOARCH_DEBUG"):
             raise

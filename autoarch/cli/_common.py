@@ -20,6 +20,10 @@ from autoarch.dsl.errors import CandidateError, CommandError, SpecError, SpecWar
 
 from ._console import err, out
 
+#: most candidates one command samples (``-n``, ``--samples``): more is a typo, and
+#: would keep it busy for hours
+MAX_SAMPLES = 100_000
+
 
 class _FlagsShowNoValue:
     """Help that shows an on/off flag as a flag: ``--json``, not ``--json <bool>``.
@@ -70,14 +74,20 @@ def check_output_path(path: str, flag: str = "-o") -> Path:
     """
     if not path:
         raise CommandError(f"{flag} needs a file name", hint=f"for example {flag} model.pt")
-    target = Path(path)
-    if target.is_dir():
-        raise CommandError(f"{path} is a directory",
-                           hint=f"give {flag} a file name, like {target / 'model.pt'}")
+    # a link is followed, as open() would: the file it points to is the one replaced
+    target = Path(os.path.realpath(path))
+    if target.is_dir() or path.endswith(("/", os.sep)):
+        what = "is a directory" if target.is_dir() else "names a folder"
+        raise CommandError(f"{path} {what}",
+                           hint=f"give {flag} a file name, like {Path(path) / 'model.pt'}")
+    if target.exists() and not target.is_file():
+        # a device or a pipe: it would be replaced by a file, not written
+        raise CommandError(f"cannot write {path}: it is not a regular file",
+                           hint=f"give {flag} a file name")
     folder = target.parent
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
-        raise CommandError(f"cannot write {path}: folder {folder} {what}",
+        raise CommandError(f"cannot write {path}: folder {Path(path).parent} {what}",
                            hint=f"create the folder first, or give {flag} another path")
     if target.exists() and not os.access(target, os.W_OK):
         # replacing it would work (the folder is writable), but it is not ours to replace

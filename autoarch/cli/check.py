@@ -7,7 +7,7 @@ import typer
 from autoarch.compiler.deciders import FirstDecider
 from autoarch.dsl.errors import CandidateError, RequireError
 
-from ._common import load_spec, try_build
+from ._common import MAX_SAMPLES, load_spec, try_build
 from ._console import err, out
 
 #: spaces this small are built in full
@@ -16,7 +16,8 @@ BUILD_ALL_UP_TO = 64
 
 def check(
     file: str = typer.Argument(..., help="the .spec file"),
-    samples: int = typer.Option(16, "--samples", "-n", help="random candidates to build"),
+    samples: int = typer.Option(16, "--samples", "-n", min=0, max=MAX_SAMPLES,
+                                help="random candidates to build"),
     seed: int = typer.Option(0, "--seed", help="seed of the random candidates"),
     allow_invalid: bool = typer.Option(
         False, "--allow-invalid", help="only report candidates with shape errors"),

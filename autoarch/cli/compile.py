@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from autoarch.compiler.spec import to_jsonable
-from autoarch.dsl.errors import AssignmentError
+from autoarch.dsl.errors import CommandError
 
 from ._common import check_output_path, human, load_spec, write_output
 from ._console import out
@@ -25,14 +25,20 @@ def compile_(
     import autoarch
 
     spec = load_spec(file)
+    if seed is not None and not -(2**63) <= seed < 2**64:  # what torch.manual_seed takes
+        raise CommandError(f"--seed {seed} is out of range",
+                           hint="a seed of the weights is an integer from 0 to 2**64 - 1")
     if output is not None:
         check_output_path(output)
     choices = dict(spec.space().sample(sample)) if sample is not None else {}
     for item in choice or []:
         name, sep, value = item.partition("=")
         if not sep:
-            raise AssignmentError(f"--choice {item!r} is not NAME=VALUE", None,
-                                  hint="for example --choice digits.width=64")
+            raise CommandError(f"--choice {item!r} is not NAME=VALUE",
+                               hint="for example --choice digits.width=64")
+        if not name.strip():
+            raise CommandError(f"--choice {item!r} names no decision",
+                               hint="for example --choice digits.width=64")
         choices[name.strip()] = value.strip()
     graph = spec.build(choices)
     spec.check_params(graph)  # before torch allocates the weights

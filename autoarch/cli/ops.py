@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from autoarch.compiler.ops import REQUIRED, ArgSpec, OpSpec, get, public_names
-from autoarch.dsl.errors import SpecNameError, suggest
+from autoarch.dsl.errors import CommandError, suggest
 
 from ._common import print_json
 from ._console import out
@@ -55,8 +55,8 @@ def _op_json(op: OpSpec) -> dict[str, Any]:
 def _public_op(name: str) -> OpSpec:
     op = get(name)
     if op is None or op.internal:
-        raise SpecNameError(f"unknown op '{name}'", None,
-                            hint=suggest(name, public_names()) or "`autoarch ops` lists them all")
+        raise CommandError(f"unknown op '{name}'",
+                           hint=suggest(name, public_names()) or "`autoarch ops` lists them all")
     return op
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from ._common import candidate_json, human, load_spec, print_json, try_build
+from ._common import MAX_SAMPLES, candidate_json, human, load_spec, print_json, try_build
 from ._console import out
 
 
 def sample(
     file: str = typer.Argument(..., help="the .spec file"),
-    n: int = typer.Option(5, "-n", help="how many candidates"),
+    n: int = typer.Option(5, "-n", min=0, max=MAX_SAMPLES, help="how many candidates"),
     seed: int = typer.Option(0, "--seed", help="seed of the first; the rest follow"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:

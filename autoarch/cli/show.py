@@ -10,14 +10,15 @@ from rich.table import Table
 from autoarch.compiler.graph import Graph
 from autoarch.dsl.errors import RequireError
 
-from ._common import human, load_spec, print_json, try_build
+from ._common import MAX_SAMPLES, human, load_spec, print_json, try_build
 from ._console import out
 
 
 def show(
     file: str = typer.Argument(..., help="the .spec file"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    samples: int = typer.Option(32, "--samples", "-n", help="candidates sampled for costs"),
+    samples: int = typer.Option(32, "--samples", "-n", min=0, max=MAX_SAMPLES,
+                                help="candidates sampled for costs"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Show a spec's search space: decisions, domains, conditions, counts and costs."""
