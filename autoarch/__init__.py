@@ -18,8 +18,8 @@ from .compiler.space import Space
 from .compiler.spec import Spec, load, loads
 from .dsl.errors import (
     AssignmentError,
-    CommandError,
     CandidateError,
+    CommandError,
     RequireError,
     ShapeError,
     SpecError,
@@ -28,6 +28,7 @@ from .dsl.errors import (
     SpecSyntaxError,
     SpecTypeError,
     SpecValueError,
+    SpecWarning,
 )
 
 __version__ = "0.1.0"
@@ -44,7 +45,9 @@ def compile(spec: Spec, choices: dict | None = None, *, seed: int | None = None)
     """
     from .backends.torch import lower_graph
 
-    return lower_graph(spec.build(choices), seed=seed)
+    graph = spec.build(choices)
+    spec.check_params(graph)  # a candidate too large for memory fails before allocating
+    return lower_graph(graph, seed=seed)
 
 
 def save_model(model, spec: Spec, choices: dict, path, *, seed: int | None = None) -> None:
@@ -66,5 +69,5 @@ __all__ = [
     "AssignmentError", "CandidateError", "CommandError", "Condition", "Decision", "FirstDecider",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
-    "SpecTypeError", "SpecValueError", "compile", "load", "load_model", "loads", "save_model", "search",
+    "SpecTypeError", "SpecValueError", "SpecWarning", "compile", "load", "load_model", "loads", "save_model", "search",
 ]

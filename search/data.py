@@ -183,7 +183,8 @@ def _source(data: Any, base_dir: str | Path) -> _Source:
         full = Path(base_dir) / Path(path).expanduser()
         if not full.is_file():
             raise DataError(f"data file not found: {full}",
-                            hint=f"relative paths start at the spec file's folder ({base_dir})")
+                            hint=None if Path(path).expanduser().is_absolute() else
+                            f"relative paths start at the spec file's folder ({base_dir})")
         return _Source(data.name, str(path), args, full)
     raise DataError(f"data must be a bundled data set, csv(...), npz(...) or synthetic(...), "
                     f"got {data!s}",

@@ -58,8 +58,11 @@ CRASHED = INTERRUPTED + ": the process died during this trial"
 TIMED_OUT = INTERRUPTED + ": the search's timeout was reached"
 
 
-class SearchError(SpecError):
-    """The search itself cannot run (as opposed to a trial failing)."""
+class SearchError(CommandError):
+    """The search itself cannot run (as opposed to a trial failing).
+
+    One line, or a located diagnostic when it points into the spec.
+    """
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -316,9 +319,11 @@ class _Search:
         self.base_dir = Path(spec.filename).parent if spec.filename else Path(".")
         self.outcomes: list[TrialOutcome] = []
         self.fingerprints: dict[str, str] = {}
-        self.run_id: int | None = None
+        self.run_id: int | None = None  # set once the run is ours to mark failed
+        self.resume_id: int | None = None
         self.deadline: float | None = None
         self.history: History | None = None
+        self.files: Any = None
 
     # -- setup
 
@@ -341,6 +346,9 @@ class _Search:
             if terminate is not None:
                 signal.signal(signal.SIGTERM, terminate)
             self.history.close(discard_if_unused=True)
+            if self.run_id is None and self.files is not None:  # nothing was recorded
+                for path in self.files.created:
+                    path.unlink(missing_ok=True)
 
     @staticmethod
     def _on_sigterm() -> Any:
@@ -369,7 +377,7 @@ class _Search:
                                           trials=opts.trials)
         study_args = {"sampler": sampler, "pruner": _pruner(opts.pruner),
                       "directions": [o.direction for o in opts.objectives]}
-        files = StudyFiles(self.db)
+        files = self.files = StudyFiles(self.db)
         if row is None:
             study, study_name, storage = new_study(files, self.name, **study_args)
             self.run_config = {"pruner": opts.pruner, "timeout": opts.timeout,
@@ -384,11 +392,12 @@ class _Search:
                 autoarch_version=_version())
             self._fingerprint(trial_config(probe, opts.overrides))
         else:
-            self.run_id = row["id"]
             self.run_config = loads(row["config"]) or {}
             self.run_config.setdefault("data_fingerprints", {})
             self._check_resume(row)
+            self.resume_id = row["id"]
             self._fingerprint(trial_config(probe, opts.overrides))
+            self.run_id = row["id"]  # from here on, a failure marks the run failed
             self._recover()
             study, storage = resume_study(files, h, row, self.spec, opts.objectives,
                                           opts.objectives[0].metric, **study_args)
@@ -562,7 +571,11 @@ class _Search:
     def _data(self, cfg: Mapping[str, Any]) -> Any:
         from .evaluate import load_trial_data
 
-        return load_trial_data(cfg, self.base_dir)
+        def progress(done: int, total: int) -> None:
+            self.reporter.note(f"reading {cfg['data']}: {done / max(total, 1):.0%} of "
+                               f"{total / 1e6:.0f} MB")
+
+        return load_trial_data(cfg, self.base_dir, progress)
 
     def _fingerprint(self, cfg: Mapping[str, Any]) -> str:
         """The data's fingerprint; a SearchError when the run's data changed since."""
@@ -576,8 +589,9 @@ class _Search:
         known = self.run_config["data_fingerprints"]
         if key not in known:
             known[key] = fp
-            assert self.history is not None and self.run_id is not None
-            self.history.update_run(self.run_id, config=dumps(self.run_config))
+            run_id = self.run_id if self.run_id is not None else self.resume_id
+            assert self.history is not None and run_id is not None
+            self.history.update_run(run_id, config=dumps(self.run_config))
         elif known[key] != fp:
             raise SearchError(f"the data {key} changed since run '{self.name}' started (its "
                               "contents differ); the run's scores were measured on the old "
@@ -681,6 +695,10 @@ class _Search:
             return self._invalid(study, trial, dict(trial.params), None, located_reason(e))
         choices = dict(graph.choices)
         broken = self.spec.violated_constraints(graph)
+        try:
+            self.spec.check_params(graph)
+        except SpecError as e:
+            broken.append(f"the size limit: {e.message}")
         arch = h.add_candidate(graph, self.run_id)
         if broken:
             costs = graph.costs()

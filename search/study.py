@@ -51,8 +51,12 @@ class StudyFiles:
     def __init__(self, db: Path):
         self.db = db
         self.notes: list[str] = []
+        #: journals this object created (removed again if the run is never recorded)
+        self.created: list[Path] = []
 
     def open(self, path: Path) -> Any:
+        if not path.exists():
+            self.created.append(path)
         if path.exists() and path.is_file():
             self._repair_tail(path)
             try:

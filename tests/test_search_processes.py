@@ -60,8 +60,9 @@ def query(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
 
 
 def wait_for_running(proc: subprocess.Popen, db: Path, epochs: int = 1,
-                     limit: float = 180) -> sqlite3.Row:
-    """Poll the database until a trial is running with ``epochs`` epochs recorded."""
+                     limit: float = 180, after: int = -1) -> sqlite3.Row:
+    """Poll the database until a trial numbered above ``after`` is running with
+    ``epochs`` epochs recorded."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -69,8 +70,9 @@ def wait_for_running(proc: subprocess.Popen, db: Path, epochs: int = 1,
             continue
         try:
             found = query(db, "SELECT t.* FROM trials t WHERE t.state = 'running' AND "
+                              "t.number > ? AND "
                               "(SELECT count(*) FROM epochs e WHERE e.trial_id = t.id) >= ?",
-                          (epochs,))
+                          (after, epochs))
         except sqlite3.OperationalError:  # the schema is not there yet
             continue
         if found:
@@ -126,14 +128,14 @@ def test_a_candidate_that_kills_the_process_twice_is_failed_not_retried_forever(
     os.kill(proc.pid, signal.SIGKILL)  # as the out-of-memory killer does
     proc.wait()
     proc = start(args, tmp_path)  # the resume evaluates the killed candidate first
-    second = wait_for_running(proc, db)
+    second = wait_for_running(proc, db, after=first["number"])
     assert second["choices"] == first["choices"] and second["id"] != first["id"]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = query(db, "SELECT count(*) AS n FROM trials")[0]["n"]
     # third time: the candidate is recorded failed at once and the search goes on
     proc = start(args, tmp_path)
-    third = wait_for_running(proc, db)
+    third = wait_for_running(proc, db, after=second["number"])
     assert third["choices"] != first["choices"]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -125,6 +125,7 @@ def test_epochs_override_is_recorded_compared_and_kept_on_resume(tmp_path):
     with pytest.raises(SearchError, match=r"seed 1 then, seed 2 now"):
         autoarch.search(spec, trials=4, epochs=2, db=db, name="r", seed=2)
     assert trials(db) == before[1]  # a refused resume changes nothing
+    assert rows(db, "SELECT status FROM runs")[0][0] == "finished"
     done = autoarch.search(spec, trials=4, epochs=2, db=db, name="r", seed=1)
     assert done.counted == 4
 
