@@ -16,7 +16,7 @@ from ..dsl.errors import (
     suggest,
 )
 from . import arith, limits
-from .program import NotConstant, Program, const_value
+from .checks import NotConstant, Program, const_value
 
 Kind = Literal["categorical", "int", "float"]
 

@@ -29,11 +29,11 @@ from ..dsl.errors import (
     closest,
     suggest,
 )
-from . import arith, config, limits, ops
+from . import arith, limits, ops, settings
+from .checks import DECISION_CALLS, NotConstant, Program, const_value
 from .decisions import Decision, make_decision
-from .opcalls import CHECKED, NodeRecord, Plan, Template, convert, dim
+from .ir_nodes import CHECKED, NodeRecord, Plan, Template, convert, dim
 from .ops.registry import REQUIRED, OpCall, OpError, OpSpec
-from .program import DECISION_CALLS, NotConstant, Program, const_value
 from .values import ATENSOR, Abstract, Symbol, SymbolCall, Tensor, is_tensor, type_name
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class Elaborator:
             for s in blk.settings:
                 if s.name in target:
                     raise SpecError(f"{word} setting '{s.name}' is given twice", s.span)
-                target[s.name] = config.check_setting(word, s.name, self.eval(s.value),
+                target[s.name] = settings.check_setting(word, s.name, self.eval(s.value),
                                                       s.value.span, s.span)
             self.pop()
 

@@ -11,10 +11,10 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from ..dsl import ast
-from .config import DECISION_CALLS, SYMBOL_CALLS
+from .settings import DECISION_CALLS, SYMBOL_CALLS
 
 if TYPE_CHECKING:
-    from .program import Program
+    from .checks import Program
 
 
 def name_sites(prog: Program) -> None:

@@ -33,7 +33,7 @@ from .elaborate import Elaborator, NeedValue, _taint
 from .values import ATENSOR, Abstract, is_tensor
 
 if TYPE_CHECKING:
-    from .program import Program
+    from .checks import Program
 
 _MISSING = object()
 

@@ -20,12 +20,12 @@ from ..dsl.errors import (
 )
 from ..dsl.parser import MAX_SOURCE_CHARS
 from . import limits
-from .budget import check_limits
-from .config import CONSTRAINT_NAMES, check_setting, defaults
+from .checks import Program, analyze
 from .deciders import Decider, FixedDecider
 from .elaborate import Elaboration, Elaborator
 from .graph import Graph
-from .program import Program, analyze
+from .settings import CONSTRAINT_NAMES, check_setting, defaults
+from .size_limits import check_limits
 from .space import Space
 from .values import to_json, type_name
 

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import autoarch
 from autoarch.backends.torch import LoweringError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 #: (expression, input shape, output shape)
 OPS = [

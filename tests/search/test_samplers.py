@@ -32,7 +32,7 @@ from autoarch.search.strategies.mcts import MCTSSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SMALL = dedent("""
     model g(x: [16]) -> [16] {

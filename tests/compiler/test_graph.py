@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import autoarch
 from autoarch.compiler.hashing import wl_hash
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load(name: str) -> autoarch.Spec:

@@ -22,7 +22,7 @@ from typing import Any
 from ..dsl import ast
 from ..dsl.errors import SpecError, SpecLimitError
 from . import limits, ops
-from .program import DECISION_CALLS, NotConstant, Program, const_value, stmt_exprs
+from .checks import DECISION_CALLS, NotConstant, Program, const_value, stmt_exprs
 
 #: costs saturate here: anything above the limit is simply "too many"
 _CAP = limits.MAX_NODES + 1

@@ -21,7 +21,7 @@ import autoarch
 from autoarch.search.engine import SearchError
 from autoarch.search.history import History
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.spec"
 
 TINY = """

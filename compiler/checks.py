@@ -23,9 +23,9 @@ from ..dsl.errors import (
     SpecValueError,
     suggest,
 )
-from . import arith, config, ops
-from .config import DECISION_CALLS, SYMBOL_CALLS
+from . import arith, ops, settings
 from .naming import alternative_labels, name_sites
+from .settings import DECISION_CALLS, SYMBOL_CALLS
 
 #: most op applications remembered per spec (see Program.op_cache)
 OP_CACHE_SIZE = 200_000
@@ -317,7 +317,7 @@ def _holds_decision(e: ast.Expr) -> bool:
 def _check_blocks(prog: Program) -> None:
     """`train` and `search` keys; the search block and constraints hold no decisions."""
     decisive = _decision_holders(prog)
-    for blk, keys in ((prog.train, config.TRAIN_KEYS), (prog.search, config.SEARCH_KEYS)):
+    for blk, keys in ((prog.train, settings.TRAIN_KEYS), (prog.search, settings.SEARCH_KEYS)):
         if blk is None:
             continue
         word = "train" if blk is prog.train else "search"
@@ -337,9 +337,9 @@ def _check_blocks(prog: Program) -> None:
     for c in prog.search.constraints:
         _no_decision(c.expr, decisive, "a constraint")
         for n in _names(c.expr):
-            if n.id not in config.CONSTRAINT_NAMES and n.id not in prog.constants:
+            if n.id not in settings.CONSTRAINT_NAMES and n.id not in prog.constants:
                 raise SpecNameError(f"unknown name '{n.id}' in a constraint", n.span,
-                                    hint=suggest(n.id, config.CONSTRAINT_NAMES,
+                                    hint=suggest(n.id, settings.CONSTRAINT_NAMES,
                                                  listing="constraints may use"))
 
 

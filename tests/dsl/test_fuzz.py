@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import autoarch
-from autoarch.compiler.config import SYMBOL_CALLS
+from autoarch.compiler.checks import DECISION_CALLS
 from autoarch.compiler.ops import public_names
-from autoarch.compiler.program import DECISION_CALLS
+from autoarch.compiler.settings import SYMBOL_CALLS
 from autoarch.dsl.parser import KEYWORDS
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.spec"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.spec"))
 SOURCES = [p.read_text() for p in EXAMPLES]
 
 #: numbers at the edges: zero, negative, huge, overflowing, fractional

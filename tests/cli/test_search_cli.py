@@ -16,7 +16,7 @@ import torch
 
 import autoarch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SPEC = """
 model small(x: [64]) -> [10] {

@@ -27,7 +27,7 @@ import pytest
 
 from autoarch.search.history import History, HistoryError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: the mark a history database carries (``PRAGMA application_id``): the bytes "AAhd"
 MARK = int.from_bytes(b"AAhd", "big")
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2  # <linux/prctl.h>

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 import autoarch
 from autoarch.search.engine import SearchError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.spec"))
 
 # 2 x 3 x 4 = 24 candidates, all distinct architectures

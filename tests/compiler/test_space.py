@@ -15,7 +15,7 @@ import pytest
 
 import autoarch
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load(name: str) -> autoarch.Spec:
