@@ -1,4 +1,4 @@
-"""Attention lowering: softmax (scaled_dot_product_attention), linear, gla and hedgehog
+"""Attention lowering (rule in compiler/ops/attention.py): softmax (scaled_dot_product_attention), linear, gla and hedgehog
 kinds, with separate, shared or symmetric query/key maps (structures in docs/ops.md).
 
 gla (gated linear attention, on the linear kind's features and normaliser): a
@@ -20,14 +20,14 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ...compiler.ops.attention import GATE_RANK, attention_dims
 from ...kernels import gla
-from .lower import Emitter, lowering
+from .lower import Emitter, lowering, op_call
 
 #: positions per chunk of causal gla; with log alpha >= GLA_MIN_LOG_GATE the largest
 #: factor inside a chunk is exp(-GLA_MIN_LOG_GATE * GLA_CHUNK) = e^80: finite in fp32
 GLA_CHUNK = 16
 GLA_MIN_LOG_GATE = -5.0
-GATE_RANK = 16
 
 
 class Attention(nn.Module):
@@ -111,6 +111,6 @@ def linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
 @lowering("attention")
 def _attention(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
-    mod = Attention(n["in_shapes"][0][-1], a["heads"], a["kind"], a["qk"], a["causal"],
-                    a["bias"])
+    _, d, _ = attention_dims(op_call(n))
+    mod = Attention(d, a["heads"], a["kind"], a["qk"], a["causal"], a["bias"])
     return em.module(mod, xs[0])

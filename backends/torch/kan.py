@@ -1,4 +1,5 @@
-"""KAN blocks: group-rational (KAT), B-spline (efficient-KAN), RBF (FastKAN), ReLU-KAN.
+"""KAN blocks: group-rational (KAT), B-spline (efficient-KAN), RBF (FastKAN), ReLU-KAN
+(rule in compiler/ops/kan.py, whose :func:`kan_widths` gives the layers).
 
 Structures, parameter counts and FLOPs are in docs/ops.md; the basis functions are
 elementwise (0 FLOPs), the matmuls are linear layers. The rational unit is
@@ -16,9 +17,10 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ...compiler.ops.kan import kan_widths
 from ...kernels import fit_rational, rational
 from .init import variance_preserving_
-from .lower import Emitter, lowering
+from .lower import Emitter, lowering, op_call
 
 IDENTITY_NUMERATOR = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -153,12 +155,11 @@ def kan_layer(basis: str, i: int, o: int, a: dict[str, Any]) -> nn.Module:
 @lowering("kan")
 def _kan(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
-    d = n["in_shapes"][0][-1]
-    if a["basis"] == "rational":
+    widths = kan_widths(op_call(n))
+    if a["basis"] == "rational":  # one block, with KAT's two-layer initialisation
+        d = widths[0][0]
         mod: nn.Module = RationalKAN(d, a["out"], a["groups"], a["hidden"], a["bias"])
-    elif a["hidden"] is None:
-        mod = kan_layer(a["basis"], d, a["out"], a)
     else:
-        mod = nn.Sequential(kan_layer(a["basis"], d, a["hidden"], a),
-                            kan_layer(a["basis"], a["hidden"], a["out"], a))
+        layers = [kan_layer(a["basis"], i, o, a) for i, o in widths]
+        mod = layers[0] if len(layers) == 1 else nn.Sequential(*layers)
     return em.module(mod, xs[0])

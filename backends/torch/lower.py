@@ -20,6 +20,7 @@ from torch import nn
 
 from ...compiler import ops
 from ...compiler.graph import Graph
+from ...compiler.ops import OpCall
 from ...dsl.errors import SpecError
 from .init import apply_init
 from .sparsity import apply_sparsity
@@ -43,6 +44,19 @@ def lowering(*names: str) -> Callable[[Lowering], Lowering]:
         return fn
 
     return register
+
+
+def op_call(node: dict[str, Any]) -> OpCall:
+    """The IR node's arguments as its op's rules saw them: the attributes, with each
+    tensor argument replaced by its input's shape. A lowering passes it to the rule
+    file's dimension helpers (``mlp_dims``, ``kan_widths``, ...) rather than working
+    the dimensions out a second time."""
+    spec = ops.lookup(node["op"])
+    shapes = iter(node["in_shapes"])
+    attrs = node["attrs"]
+    args = {a.name: next(shapes) if a.type == "tensor" else attrs.get(a.name, a.default)
+            for a in spec.args}
+    return OpCall(node["op"], args, tuple(node["shape"]))
 
 
 class Emitter:

@@ -1,6 +1,12 @@
-"""The op registry, with every op and block of the language registered on import."""
+"""The op registry, with every op and block of the language registered on import.
 
-from . import attention, conv, core, elementwise, kan, linear, mlp, shape_ops  # noqa: F401
+Ops are grouped in families, one module each: ``compiler/ops/<family>.py`` holds
+the family's shape, parameter and FLOP rules (and the dimension helpers its
+lowering calls), ``backends/torch/<family>.py`` its torch lowering.
+"""
+
+from importlib import import_module
+
 from .registry import (
     REQUIRED,
     ArgSpec,
@@ -15,7 +21,13 @@ from .registry import (
     register,
 )
 
+#: the op families: a module of this package and one of ``backends/torch`` each, same name
+FAMILIES = ("core", "elementwise", "linear", "shape_ops", "conv", "mlp", "kan", "attention")
+
+for _family in FAMILIES:
+    import_module(f".{_family}", __name__)
+
 __all__ = [
-    "REQUIRED", "ArgSpec", "OpCall", "OpError", "OpSpec", "all_specs", "attribute_names",
-    "get", "lookup", "public_names", "register",
+    "FAMILIES", "REQUIRED", "ArgSpec", "OpCall", "OpError", "OpSpec", "all_specs",
+    "attribute_names", "get", "lookup", "public_names", "register",
 ]

@@ -14,7 +14,8 @@ n tokens, width d, H heads of dk = d / H. FLOPs (2 per multiply-add):
   gla adds its low-rank gate 2 n (16 d + 16 d); hedgehog adds its feature map
   on queries and keys, 2 * 2 n d dk.
 
-The reference modules (docs/ops.md, tests/test_ops_blocks.py) are the spec.
+The reference modules (docs/ops.md, tests/compiler/test_ops_blocks.py) are the spec;
+backends/torch/attention.py lowers it, with the dimensions of :func:`attention_dims`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from .registry import ArgSpec, OpCall, OpError, OpSpec, dense, need_rank, positi
 
 KINDS = ("softmax", "linear", "gla", "hedgehog")
 QK = ("separate", "shared", "symmetric")
-#: rank of GLA's low-rank forget gate
+#: rank of GLA's low-rank forget gate (g1: d -> GATE_RANK, g2: GATE_RANK -> d)
 GATE_RANK = 16
 
 
-def _dims(c: OpCall) -> tuple[int, int, int]:
+def attention_dims(c: OpCall) -> tuple[int, int, int]:
     """(n, d, dk) of a valid call."""
     need_rank(c.x, (2,), "attention")
     n, d = c.x
@@ -37,7 +38,7 @@ def _dims(c: OpCall) -> tuple[int, int, int]:
 
 
 def _shape(c: OpCall) -> tuple[int, ...]:
-    _dims(c)
+    attention_dims(c)
     return c.x
 
 
@@ -51,7 +52,7 @@ def _proj_weights(c: OpCall, d: int, dk: int) -> int:
 
 
 def _params(c: OpCall) -> int:
-    _, d, dk = _dims(c)
+    _, d, dk = attention_dims(c)
     dense_layers = {"separate": 4, "shared": 3, "symmetric": 2}[c.qk]
     total = dense_layers * dense(d, d, c)
     if c.qk == "symmetric":  # each head's S_h stored as its upper triangle
@@ -64,7 +65,7 @@ def _params(c: OpCall) -> int:
 
 
 def _flops(c: OpCall) -> int:
-    n, d, dk = _dims(c)
+    n, d, dk = attention_dims(c)
     proj = {"separate": 4, "shared": 3, "symmetric": 2}[c.qk] * 2 * n * d * d
     if c.qk == "symmetric":
         proj += 2 * n * d * dk
@@ -80,7 +81,7 @@ def _flops(c: OpCall) -> int:
 
 
 def _sparse(c: OpCall) -> int:
-    _, d, dk = _dims(c)
+    _, d, dk = attention_dims(c)
     total = _proj_weights(c, d, dk)
     if c.kind == "gla":
         total += 2 * d * GATE_RANK

@@ -2,7 +2,8 @@
 
 The output is ceil(h / stride) x ceil(w / stride) whatever the kernel; the
 padding needed, max((h' - 1) stride + k - h, 0), goes half before and the rest
-(the odd one) after, on each spatial axis.
+(the odd one) after, on each spatial axis. :func:`same_out`, :func:`same_padding` and
+:func:`pool_stride` are the geometry backends/torch/conv.py lowers with.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from .registry import ArgSpec, OpCall, OpSpec, bias_params, need_rank, positive,
 X = ArgSpec("x", "tensor")
 
 
-
-
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -21,6 +20,17 @@ def _ceil_div(a: int, b: int) -> int:
 def same_out(size: int, stride: int) -> int:
     """Output length of a "same"-padded window along one axis."""
     return _ceil_div(size, stride)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of a "same" window along one axis: half, the odd one after."""
+    total = max((same_out(size, stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def pool_stride(c: OpCall) -> int:
+    """A pool's stride: ``stride``, or the window size ``k`` when not given."""
+    return c.k if c.stride is None else c.stride
 
 
 def _conv_shape(c: OpCall) -> tuple[int, ...]:
@@ -52,7 +62,7 @@ register(OpSpec(
 def _pool(name: str) -> OpSpec:
     def shape(c: OpCall) -> tuple[int, ...]:
         need_rank(c.x, (3,), name)
-        stride = c.k if c.stride is None else c.stride
+        stride = pool_stride(c)
         ch, h, w = c.x
         return (ch, same_out(h, stride), same_out(w, stride))
 

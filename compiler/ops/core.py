@@ -1,4 +1,7 @@
-"""Internal ops: graph input and output, and tensor arithmetic (`a + b`, `a * b`)."""
+"""Internal ops: graph input and output, and tensor arithmetic (`a + b`, `a * b`).
+
+The arithmetic is lowered by backends/torch/core.py; input and output by lower_graph.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Shape-preserving ops: activations, normalisation, dropout, zero and identity.
 
 None of them does a matmul, so all count 0 FLOPs (as FlopCounterMode counts).
+Lowered by backends/torch/elementwise.py.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ def _same(c: OpCall) -> tuple[int, ...]:
     return c.x
 
 
-def _channels(shape: tuple[int, ...]) -> int:
-    """The axis a norm's affine parameters run along: features, or image channels."""
-    return shape[0] if len(shape) == 3 else shape[-1]
+def norm_width(kind: str, shape: tuple[int, ...]) -> int:
+    """Length of the axis a norm normalises with its affine parameters: the features,
+    or for batchnorm of an image [c, h, w] its channels. The lowering sizes norms by it."""
+    if kind == "batchnorm" and len(shape) == 3:
+        return shape[0]
+    return shape[-1]
 
 
 def norm_params(kind: str, shape: tuple[int, ...]) -> int:
     if kind == "none":
         return 0
-    if kind == "rmsnorm":
-        return shape[-1]
-    if kind == "layernorm":
-        return 2 * shape[-1]
-    return 2 * _channels(shape)  # batchnorm: weight and bias per channel
+    if kind == "rmsnorm":  # a scale only
+        return norm_width(kind, shape)
+    return 2 * norm_width(kind, shape)  # layernorm, batchnorm: weight and bias
 
 
 X = ArgSpec("x", "tensor")

@@ -12,7 +12,8 @@ Four bases, each one layer i -> o (G = grid, k = order, b = 1 with bias):
   o i (G + k) + b o.
 
 With ``hidden`` the block is two such layers d -> hidden -> out (for rational:
-KAT's fc2(F2(fc1(F1(x))))). docs/ops.md gives the modules exactly.
+KAT's fc2(F2(fc1(F1(x))))). docs/ops.md gives the modules exactly; backends/torch/kan.py
+builds them, one layer per pair of :func:`kan_widths`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,7 @@ from .registry import (
 BASES = ("rational", "bspline", "rbf", "relu")
 
 
-
-
-def _widths(c: OpCall) -> list[tuple[int, int]]:
+def kan_widths(c: OpCall) -> list[tuple[int, int]]:
     """The (in, out) of each KAN layer of the call: one, or two with `hidden`."""
     d = c.x[-1]
     if c.hidden is None:
@@ -92,15 +91,15 @@ def _layer_weights(c: OpCall, i: int, o: int) -> int:
 
 def _params(c: OpCall) -> int:
     _check_groups(c)
-    return sum(_layer_params(c, i, o) for i, o in _widths(c))
+    return sum(_layer_params(c, i, o) for i, o in kan_widths(c))
 
 
 def _flops(c: OpCall) -> int:
-    return 2 * lead(c.x) * sum(_layer_macs(c, i, o) for i, o in _widths(c))
+    return 2 * lead(c.x) * sum(_layer_macs(c, i, o) for i, o in kan_widths(c))
 
 
 def _sparse(c: OpCall) -> int:
-    return sum(_layer_weights(c, i, o) for i, o in _widths(c))
+    return sum(_layer_weights(c, i, o) for i, o in kan_widths(c))
 
 
 register(OpSpec(

@@ -1,4 +1,4 @@
-"""linear(x, out): a dense layer on the last axis."""
+"""linear(x, out): a dense layer on the last axis (lowered by backends/torch/linear.py)."""
 
 from __future__ import annotations
 

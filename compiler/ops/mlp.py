@@ -1,4 +1,4 @@
-"""Dense blocks: mlp, glu, mixer and moe.
+"""Dense blocks: mlp, glu, mixer and moe (lowered by backends/torch/mlp.py).
 
 The exact module each block lowers to (and so what its parameter and FLOP
 formulas count) is written down in docs/ops.md.
@@ -22,13 +22,14 @@ from .registry import (
 X = ArgSpec("x", "tensor")
 
 
-
-
 # ---- mlp(x, hidden = h | expand = e, out = d, act = gelu) -----------------
 
 
-def _mlp_dims(c: OpCall) -> tuple[int, int, int]:
-    """(d, hidden, out) of an mlp call, with hidden / expand / out resolved."""
+def mlp_dims(c: OpCall) -> tuple[int, int, int]:
+    """(d, hidden, out) of an mlp call, with hidden / expand / out resolved.
+
+    The one place the defaults (expand 4, out = d) are worked out; the lowering calls it.
+    """
     d = c.x[-1]
     if c.hidden is not None and c.expand is not None:
         raise OpError("give `hidden` or `expand`, not both", arg="expand", kind="value")
@@ -38,22 +39,22 @@ def _mlp_dims(c: OpCall) -> tuple[int, int, int]:
 
 def _mlp_shape(c: OpCall) -> tuple[int, ...]:
     need_rank(c.x, (1, 2, 3), "mlp")
-    _, _, out = _mlp_dims(c)
+    _, _, out = mlp_dims(c)
     return c.x[:-1] + (out,)
 
 
 def _mlp_params(c: OpCall) -> int:
-    d, h, out = _mlp_dims(c)
+    d, h, out = mlp_dims(c)
     return dense(d, h, c) + dense(h, out, c)
 
 
 def _mlp_flops(c: OpCall) -> int:
-    d, h, out = _mlp_dims(c)
+    d, h, out = mlp_dims(c)
     return 2 * lead(c.x) * (d * h + h * out)
 
 
 def _mlp_sparse(c: OpCall) -> int:
-    d, h, out = _mlp_dims(c)
+    d, h, out = mlp_dims(c)
     return d * h + h * out
 
 

@@ -1,4 +1,7 @@
-"""Ops that only move data: reshape, flatten, patchify, mean, concat."""
+"""Ops that only move data: reshape, flatten, patchify, mean, concat.
+
+Lowered by backends/torch/shape_ops.py.
+"""
 
 from __future__ import annotations
 
