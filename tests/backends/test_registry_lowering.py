@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
 import autoarch
@@ -199,6 +201,21 @@ def test_an_op_registered_without_a_lowering_or_a_case_is_caught(monkeypatch):
         "parity cases for 'fake_double', which is not a registered op"]
 
 
+def test_each_family_has_a_rule_file_and_a_lowering_file_of_the_same_name():
+    import autoarch.backends.torch as backend
+
+    def modules(package, besides: set[str]) -> set[str]:
+        return {p.stem for p in Path(package.__file__).parent.glob("*.py")} - besides
+
+    assert modules(ops, {"__init__", "registry"}) == set(ops.FAMILIES)
+    lowering_support = {"__init__", "lower", "init", "sparsity", "serialize", "blocks"}
+    assert modules(backend, lowering_support) == set(ops.FAMILIES)
+    for spec in ops.all_specs():  # and each op's lowering is in its rule's family file
+        if spec.lower is not None:
+            rule_family = spec.shape.__module__.rsplit(".", 1)[1]
+            assert spec.lower.__module__.rsplit(".", 1)[1] == rule_family, spec.name
+
+
 def compile_case(case: Case, expr: str | None = None):
     spec = autoarch.loads(dedent(f"""
         model m(x: {list(case.in_shape)}) -> {list(case.out_shape)} {{
@@ -233,10 +250,13 @@ def test_lowered_op_matches_its_parity_cases(name):
         ir = (tuple(graph.nx.nodes[graph.output]["shape"]), graph.params, graph.flops)
         assert ir == want, f"{case}: IR (shape, params, flops) {ir}, docs/ops.md {want}"
         # the ops that take init / sparsity / bias / frozen are those whose lowering holds
-        # dense or conv weights; `frozen = true` then leaves nothing to train
+        # dense or conv weights, and those arguments work: masks, nothing left to train
         assert spec.parametric == has_weight_layers(model), case
         if spec.parametric:
-            graph, model = compile_case(case, case.expr[:-1] + ", frozen = true)")
-            assert sum(p.numel() for p in model.parameters()) == case.params
+            expr = case.expr[:-1] + ", init = xavier, sparsity = 0.5, frozen = true)"
+            graph, model = compile_case(case, expr)
+            assert sum(p.numel() for p in model.parameters()) == case.params == graph.params
             assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 0
             assert graph.trainable_params == 0
+            assert graph.nonzero_params < graph.params
+            assert any(parametrize.is_parametrized(m) for m in model.modules()), expr
