@@ -113,7 +113,7 @@ def _analyze(module: ast.Module) -> Program:
     checker = _Checker(prog)
     checker.run()
     prog.def_order = _check_recursion(prog, checker.def_calls)
-    name_sites(prog)
+    prog.names = name_sites(module)
     prog.constants = _fold_constants(lets)
     _check_blocks(prog)
     return prog
@@ -135,7 +135,9 @@ def _check_def_name(d: ast.Def, defs: dict[str, ast.Def]) -> None:
 # ---- checks over every statement and expression ---------------------------
 
 
-class _Checker:
+class _Checker(ast.Visitor):
+    """Calls, `return` placement and def calls, over every statement and expression."""
+
     def __init__(self, prog: Program):
         self.p = prog
         self.def_calls: dict[str, list[ast.Call]] = defaultdict(list)
@@ -145,74 +147,60 @@ class _Checker:
 
     def run(self) -> None:
         for let in self.p.lets:
-            self.expr(let.value)
+            self.visit(let.value)
         for d in self.p.defs.values():
             self.current_def = d.name
             for prm in d.params:
                 if prm.default is not None:
-                    self.expr(prm.default)
+                    self.visit(prm.default)
             if d.body is not None:
-                self.body(d.body, f"def '{d.name}'", d.span, top=True)
+                self.body(d.body, (f"def '{d.name}'", d.span))
             else:
-                self.expr(d.expr)  # type: ignore[arg-type]
+                self.visit(d.expr)  # type: ignore[arg-type]
         self.current_def = None
         m = self.p.model
         for e in m.input_shape + m.output_shape:
-            self.expr(e)
-        self.body(m.body, f"model '{m.name}'", m.span, top=True)
+            self.visit(e)
+        self.body(m.body, (f"model '{m.name}'", m.span))
         for blk in (self.p.train, self.p.search):
             if blk is not None:
                 for s in blk.settings:
-                    self.expr(s.value)
+                    self.visit(s.value)
         if self.p.search is not None:
             for c in self.p.search.constraints:
-                self.expr(c.expr)
+                self.visit(c.expr)
 
-    def body(self, stmts: tuple[ast.Stmt, ...], what: str, span: Span, *, top: bool) -> None:
+    def body(self, stmts: tuple[ast.Stmt, ...], owner: tuple[str, Span] | None = None) -> None:
+        """A block of statements; ``owner`` (what, where) when it is a model's or def's."""
         for i, s in enumerate(stmts):
             if isinstance(s, ast.Return):
-                if not top:
+                if owner is None:
                     raise SpecError("`return` must be the last statement of a model or def, "
                                     "not inside `repeat` or `with`", s.span)
                 if i != len(stmts) - 1:
                     raise SpecError("statement after `return` is never reached",
                                     stmts[i + 1].span)
-            if isinstance(s, ast.Let | ast.Assign):
-                self.expr(s.value)
-            elif isinstance(s, ast.Repeat):
-                self.expr(s.count)
-                self.body(s.body, what, span, top=False)
-            elif isinstance(s, ast.With):
-                for b in s.bindings:
-                    self.expr(b.value)
-                self.body(s.body, what, span, top=False)
-            elif isinstance(s, ast.Require):
-                self.expr(s.cond)
-            elif isinstance(s, ast.Return):
-                self.expr(s.value)
-        if top and not (stmts and isinstance(stmts[-1], ast.Return)):
-            raise SpecError(f"{what} does not end with `return`", span,
+            self.visit(s)
+        if owner is not None and not (stmts and isinstance(stmts[-1], ast.Return)):
+            raise SpecError(f"{owner[0]} does not end with `return`", owner[1],
                             hint="the last statement must be `return <tensor>`")
 
-    def expr(self, e: ast.Expr) -> None:
-        if isinstance(e, ast.Call):
-            self.call(e)
-        elif isinstance(e, ast.BinOp):
-            self.expr(e.left)
-            self.expr(e.right)
-        elif isinstance(e, ast.UnaryOp):
-            self.expr(e.operand)
-        elif isinstance(e, ast.Compare):
-            for x in e.operands:
-                self.expr(x)
-        elif isinstance(e, ast.IfExp):
-            for x in (e.test, e.body, e.orelse):
-                self.expr(x)
-        elif isinstance(e, ast.ListExpr):
-            for x in e.items:
-                self.expr(x)
+    # statements with no method here (let, assignment, require, return): their parts
 
-    def call(self, c: ast.Call) -> None:
+    def visit_Repeat(self, s: ast.Repeat) -> None:
+        self.visit(s.count)
+        self.body(s.body)
+
+    def visit_With(self, s: ast.With) -> None:
+        for b in s.bindings:
+            self.visit(b)
+        self.body(s.body)
+
+    def visit_IfExp(self, e: ast.IfExp) -> None:
+        for x in (e.test, e.body, e.orelse):  # the test first, as elaboration meets them
+            self.visit(x)
+
+    def visit_Call(self, c: ast.Call) -> None:
         f = c.func
         if f not in self.known_calls:
             raise SpecNameError(f"unknown op '{f}'", c.func_span,
@@ -236,7 +224,7 @@ class _Checker:
         elif f in self.p.defs:
             self._def_call(c, self.p.defs[f])
         for a in c.args:
-            self.expr(a.value)
+            self.visit(a.value)
 
     def _choice(self, c: ast.Call) -> None:
         if not c.args:
@@ -309,9 +297,7 @@ class _Checker:
 
 
 def _holds_decision(e: ast.Expr) -> bool:
-    if isinstance(e, ast.Call):
-        return e.func in DECISION_CALLS or any(_holds_decision(a.value) for a in e.args)
-    return any(_holds_decision(x) for x in ast.children(e))
+    return any(isinstance(n, ast.Call) and n.func in DECISION_CALLS for n in ast.walk(e))
 
 
 def _check_blocks(prog: Program) -> None:
@@ -362,11 +348,12 @@ def _decision_holders(prog: Program) -> set[str]:
 
 
 def _involves(e: ast.Expr, holders: set[str]) -> bool:
-    if isinstance(e, ast.Call) and (e.func in DECISION_CALLS or e.func in holders):
-        return True
-    if isinstance(e, ast.Name):
-        return e.id in holders
-    return any(_involves(x, holders) for x in ast.children(e))
+    for n in ast.walk(e):
+        if isinstance(n, ast.Call) and (n.func in DECISION_CALLS or n.func in holders):
+            return True
+        if isinstance(n, ast.Name) and n.id in holders:
+            return True
+    return False
 
 
 def _no_decision(e: ast.Expr, holders: set[str], where: str) -> None:
@@ -380,10 +367,26 @@ def _no_decision(e: ast.Expr, holders: set[str], where: str) -> None:
                                  "only the model and the train block are searched", node.span)
 
 
-def _walk(e: ast.Expr) -> Iterator[ast.Expr]:
-    yield e
-    for x in ast.children(e):
-        yield from _walk(x)
+def _walk(e: ast.Expr) -> list[ast.Node]:
+    """Every node of ``e``, in the order elaboration meets them (so errors about them are
+    reported in that order): as ``ast.walk``, but an IfExp's test before its branches."""
+    found = _Nodes()
+    found.visit(e)
+    return found.nodes
+
+
+class _Nodes(ast.Visitor):
+    def __init__(self) -> None:
+        self.nodes: list[ast.Node] = []
+
+    def visit_Node(self, node: ast.Node) -> None:
+        self.nodes.append(node)
+        self.generic_visit(node)
+
+    def visit_IfExp(self, e: ast.IfExp) -> None:
+        self.nodes.append(e)
+        for x in (e.test, e.body, e.orelse):
+            self.visit(x)
 
 
 def _names(e: ast.Expr) -> list[ast.Name]:
@@ -391,20 +394,15 @@ def _names(e: ast.Expr) -> list[ast.Name]:
 
 
 def stmt_exprs(stmts: tuple[ast.Stmt, ...]) -> Iterator[ast.Expr]:
-    """Every expression of a block of statements, nested blocks included."""
-    for s in stmts:
-        if isinstance(s, ast.Let | ast.Assign):
-            yield s.value
-        elif isinstance(s, ast.Repeat):
-            yield s.count
-            yield from stmt_exprs(s.body)
-        elif isinstance(s, ast.With):
-            yield from (b.value for b in s.bindings)
-            yield from stmt_exprs(s.body)
-        elif isinstance(s, ast.Require):
-            yield s.cond
-        elif isinstance(s, ast.Return):
-            yield s.value
+    """Every expression of a block of statements, nested blocks included (not the
+    expressions within them), in source order."""
+    todo: list[ast.Node] = list(reversed(stmts))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Expr):
+            yield node
+        else:
+            todo.extend(reversed(ast.children(node)))
 
 
 def _check_recursion(prog: Program, calls: dict[str, list[ast.Call]]) -> list[str]:

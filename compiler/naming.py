@@ -8,18 +8,18 @@ once, when a spec is loaded; elaboration prefixes them with the dynamic scope pa
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..dsl import ast
 from .settings import DECISION_CALLS, SYMBOL_CALLS
 
-if TYPE_CHECKING:
-    from .checks import Program
 
+def name_sites(module: ast.Module) -> dict[int, str]:
+    """A local name for every decision site, def call and repeat of a checked module.
 
-def name_sites(prog: Program) -> None:
-    """Fill ``prog.names``: a local name for every decision site, def call and repeat."""
-    _Namer(prog).run()
+    Keyed by ``id(node)`` of the call or repeat (nodes are kept alive by the module).
+    """
+    return _Namer(module).run()
 
 
 # ---- labels of choice alternatives ------------------------------------------
@@ -83,81 +83,100 @@ class _Namer:
     the def. Names that still collide are numbered in source order (`op#1`).
     """
 
-    def __init__(self, prog: Program):
-        self.p = prog
+    def __init__(self, module: ast.Module):
+        self.module = module
+        self.defs = {d.name for d in module.items if isinstance(d, ast.Def)}
+        self.names: dict[int, str] = {}
 
-    def run(self) -> None:
-        self.scope([("let", let) for let in self.p.lets], is_def=False)
-        for d in self.p.defs.values():
-            if d.body is not None:
-                self.scope([("stmt", s) for s in d.body], is_def=True)
-            else:
-                self.scope([("expr", d.expr)], is_def=True)
-        self.scope([("stmt", s) for s in self.p.model.body], is_def=False)
-        for blk in (self.p.train, self.p.search):
-            if blk is not None:
-                entries: list[tuple[str, Any]] = [("setting", s) for s in blk.settings]
-                if isinstance(blk, ast.Search):
-                    entries += [("constraint", c) for c in blk.constraints]
-                self.scope(entries, is_def=False)
+    def run(self) -> dict[int, str]:
+        items = self.module.items
+        self.scope([i for i in items if isinstance(i, ast.Let)], is_def=False)
+        for d in items:
+            if isinstance(d, ast.Def):
+                self.scope(d.body if d.body is not None else (d.expr,), is_def=True)
+        for m in items:
+            if isinstance(m, ast.Model):
+                self.scope(m.body, is_def=False)
+        for blk in items:
+            if isinstance(blk, ast.Train):
+                self.scope(blk.settings, is_def=False)
+            elif isinstance(blk, ast.Search):
+                self.scope(blk.settings + blk.constraints, is_def=False)
+        return self.names
 
-    def scope(self, entries: list[tuple[str, Any]], *, is_def: bool) -> None:
-        sites: list[tuple[ast.Node, str]] = []
-        repeats: list[tuple[ast.Repeat, str]] = []
-        nested: list[tuple[ast.Stmt, ...]] = []
-
-        def stmts(body: tuple[ast.Stmt, ...]) -> None:
-            for s in body:
-                stmt(s)
-
-        def stmt(s: ast.Stmt) -> None:
-            if isinstance(s, ast.Let | ast.Assign):
-                self.expr(s.value, [s.name], sites)
-            elif isinstance(s, ast.Repeat):
-                repeats.append((s, s.var or "repeat"))
-                nested.append(s.body)
-            elif isinstance(s, ast.With):
-                for b in s.bindings:
-                    self.expr(b.value, [b.name], sites)
-                stmts(s.body)
-            elif isinstance(s, ast.Require):
-                self.expr(s.cond, ["require"], sites)
-            elif isinstance(s, ast.Return):
-                self.expr(s.value, [] if is_def else ["return"], sites)
-
-        for kind, node in entries:
-            if kind == "stmt" or kind == "let":
-                stmt(node)
-            elif kind == "expr":
-                self.expr(node, [], sites)
-            elif kind == "setting":
-                self.expr(node.value, [node.name], sites)
-            elif kind == "constraint":
-                self.expr(node.expr, ["constraint"], sites)
+    def scope(self, nodes: tuple[ast.Node, ...] | list[Any], *, is_def: bool) -> None:
+        found = _Sites(self.defs, is_def)
+        for node in nodes:
+            found.visit(node, [])
         # Repeats first: a repeat's count decision is named after the repeat.
-        for node, name in _numbered(repeats):
-            self.p.names[id(node)] = name
-            self.expr(node.count, [name], sites)  # type: ignore[attr-defined]
-        for node, name in _numbered(sites):
-            self.p.names[id(node)] = name
-        for body in nested:
-            self.scope([("stmt", s) for s in body], is_def=is_def)
+        for node, name in _numbered(found.repeats):
+            self.names[id(node)] = name
+            found.visit(node.count, [name])
+        for node, name in _numbered(found.sites):
+            self.names[id(node)] = name
+        for body in found.nested:
+            self.scope(body, is_def=is_def)
 
-    def expr(self, e: ast.Expr, path: list[str], sites: list) -> None:
-        if isinstance(e, ast.Call):
-            f = e.func
-            if f in DECISION_CALLS:
-                sites.append((e, ".".join(path)))
-                for a in e.args:
-                    self.expr(a.value, path + [a.name] if a.kind == "label" else path, sites)
-                return
-            if f in self.p.defs:
-                sites.append((e, f))
+
+class _Sites(ast.Visitor):
+    """The sites of one naming scope, each with the path it is named by; the bodies of
+    repeats are scopes of their own, collected in ``nested``.
+
+    Statements and block entries start their own path (the argument ``path`` is
+    ignored there); expressions extend the path they are given.
+    """
+
+    def __init__(self, defs: set[str], is_def: bool):
+        self.defs = defs
+        self.is_def = is_def
+        self.sites: list[tuple[ast.Call, str]] = []
+        self.repeats: list[tuple[ast.Repeat, str]] = []
+        self.nested: list[tuple[ast.Stmt, ...]] = []
+
+    # ---- statements and block entries (`with` bodies: generic_visit) ----
+
+    def visit_Let(self, s: ast.Let | ast.Assign, path: list[str]) -> None:
+        self.visit(s.value, [s.name])
+
+    visit_Assign = visit_Let
+
+    def visit_Binding(self, b: ast.Binding, path: list[str]) -> None:
+        self.visit(b.value, [b.name])
+
+    def visit_Repeat(self, s: ast.Repeat, path: list[str]) -> None:
+        self.repeats.append((s, s.var or "repeat"))
+        self.nested.append(s.body)
+
+    def visit_Require(self, s: ast.Require, path: list[str]) -> None:
+        self.visit(s.cond, ["require"])
+
+    def visit_Return(self, s: ast.Return, path: list[str]) -> None:
+        self.visit(s.value, [] if self.is_def else ["return"])
+
+    def visit_Setting(self, s: ast.Setting, path: list[str]) -> None:
+        self.visit(s.value, [s.name])
+
+    def visit_Constraint(self, c: ast.Constraint, path: list[str]) -> None:
+        self.visit(c.expr, ["constraint"])
+
+    # ---- expressions -----------------------------------------------------
+
+    def visit_Call(self, e: ast.Call, path: list[str]) -> None:
+        f = e.func
+        if f in DECISION_CALLS:
+            self.sites.append((e, ".".join(path)))
             for a in e.args:
-                self.expr(a.value, path + [a.name] if a.kind == "kw" else path, sites)
+                self.visit(a.value, path + [a.name] if a.kind == "label" else path)
             return
-        for x in ast.children(e):
-            self.expr(x, path, sites)
+        if f in self.defs:
+            self.sites.append((e, f))
+        for a in e.args:
+            self.visit(a.value, path + [a.name] if a.kind == "kw" else path)
+
+    def visit_IfExp(self, e: ast.IfExp, path: list[str]) -> None:
+        # the test first, as elaboration evaluates it: names are numbered in this order
+        for x in (e.test, e.body, e.orelse):
+            self.visit(x, path)
 
 
 def _numbered(items: list[tuple[Any, str]]) -> list[tuple[Any, str]]:

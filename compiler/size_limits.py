@@ -22,7 +22,7 @@ from typing import Any
 from ..dsl import ast
 from ..dsl.errors import SpecError, SpecLimitError
 from . import limits, ops
-from .checks import DECISION_CALLS, NotConstant, Program, const_value, stmt_exprs
+from .checks import DECISION_CALLS, NotConstant, Program, const_value
 
 #: costs saturate here: anything above the limit is simply "too many"
 _CAP = limits.MAX_NODES + 1
@@ -42,12 +42,13 @@ def _mul(a: int, b: int) -> int:
     return min(a * b, _CAP)
 
 
-class _Depth:
+class _Depth(ast.Visitor):
     """How deep evaluation nests: expressions in expressions, through def calls and blocks.
 
     Elaboration, analysis and the op bound all recurse this deep, so
     ``limits.MAX_EVAL_DEPTH`` keeps them within Python's stack. Walks each def once
     (callees first) and every `repeat`, where it also checks chosen-count ranges.
+    ``visit(node, level)`` returns the deepest level reached in ``node``.
     """
 
     def __init__(self, prog: Program):
@@ -55,9 +56,9 @@ class _Depth:
         self.defs: dict[str, int] = {}
         for name in prog.def_order:  # callees first
             d = prog.defs[name]
-            deepest = max((self.expr(p.default, 1) for p in d.params if p.default is not None),
+            deepest = max((self.visit(p.default, 1) for p in d.params if p.default is not None),
                           default=0)
-            inner = self.expr(d.expr, 1) if d.expr is not None else self.body(d.body or (), 1)
+            inner = self.visit(d.expr, 1) if d.expr is not None else self.body(d.body or (), 1)
             self.defs[name] = max(deepest, inner)
 
     def model(self) -> None:
@@ -68,34 +69,56 @@ class _Depth:
             exprs += [s.value for s in blk.settings] if blk is not None else []
         exprs += [c.expr for c in p.search.constraints] if p.search is not None else []
         for e in exprs:
-            self.expr(e, 1)
+            self.visit(e, 1)
 
     def body(self, stmts: tuple[ast.Stmt, ...], level: int) -> int:
         deepest = level
         for s in stmts:
-            if isinstance(s, ast.Repeat):
-                self.repeat_range(s.count)
-                deepest = max(deepest, self.expr(s.count, level), self.body(s.body, level + 1))
-            elif isinstance(s, ast.With):
-                for b in s.bindings:
-                    deepest = max(deepest, self.expr(b.value, level))
-                deepest = max(deepest, self.body(s.body, level + 1))
-            else:
-                for e in stmt_exprs((s,)):
-                    deepest = max(deepest, self.expr(e, level))
+            deepest = max(deepest, self.visit(s, level))
         return deepest
 
-    def expr(self, e: ast.Expr, level: int) -> int:
+    # ---- statements (and Arg, Binding): their parts are at their own level ----
+
+    def generic_visit(self, node: ast.Node, level: int) -> int:
         deepest = level
-        if isinstance(e, ast.Call) and e.func in self.defs:
-            deepest = level + self.defs[e.func]
-            if deepest > limits.MAX_EVAL_DEPTH:
+        for x in ast.children(node):
+            deepest = max(deepest, self.visit(x, level))
+        return deepest
+
+    def visit_Repeat(self, s: ast.Repeat, level: int) -> int:
+        self.repeat_range(s.count)
+        return max(level, self.visit(s.count, level), self.body(s.body, level + 1))
+
+    def visit_With(self, s: ast.With, level: int) -> int:
+        deepest = level
+        for b in s.bindings:
+            deepest = max(deepest, self.visit(b, level))
+        return max(deepest, self.body(s.body, level + 1))
+
+    # ---- expressions: their parts are one level deeper -------------------
+
+    def visit_Expr(self, e: ast.Expr, level: int) -> int:
+        deepest = level
+        for x in ast.children(e):
+            deepest = max(deepest, self.visit(x, level + 1))
+        return deepest
+
+    def visit_IfExp(self, e: ast.IfExp, level: int) -> int:
+        deepest = level
+        for x in (e.test, e.body, e.orelse):  # the test first, as elaboration meets them
+            deepest = max(deepest, self.visit(x, level + 1))
+        return deepest
+
+    def visit_Call(self, e: ast.Call, level: int) -> int:
+        if e.func in self.defs:
+            if level + self.defs[e.func] > limits.MAX_EVAL_DEPTH:
                 raise SpecLimitError(
                     f"evaluation would nest more than {limits.MAX_EVAL_DEPTH} deep here "
                     f"(calls of defs that call defs, within expressions)", e.span,
                     hint="flatten the chain of defs, or split expressions with `let`")
-        for x in ast.children(e):
-            deepest = max(deepest, self.expr(x, level + 1))
+        deepest = level + self.defs.get(e.func, 0)
+        for a in e.args:  # an Arg is not a level of its own
+            deepest = max(deepest, self.visit(a.value, level + 1))
         return deepest
 
     def repeat_range(self, count: ast.Expr) -> None:
@@ -108,7 +131,10 @@ class _Depth:
                                  f"{limits.MAX_REPEAT:,}", count.span)
 
 
-class _MinOps:
+class _MinOps(ast.Visitor):
+    """The fewest ops every candidate makes: ``visit(node, env)`` returns the ops of a
+    statement or expression, ``env`` the names whose values are known constants."""
+
     def __init__(self, prog: Program):
         self.p = prog
         self.defs: dict[str, int] = {}
@@ -136,34 +162,37 @@ class _MinOps:
 
     def body(self, stmts: tuple[ast.Stmt, ...], env: dict[str, Any], total: int = 0) -> int:
         for s in stmts:
-            total = _add(total, self.stmt(s, env))
+            total = _add(total, self.visit(s, env))
             if self.report and total >= _CAP:
                 raise self.too_many(s, "the model has that many by this statement")
         return total
 
-    def stmt(self, s: ast.Stmt, env: dict[str, Any]) -> int:
-        if isinstance(s, ast.Let | ast.Assign):
-            cost = self.expr(s.value, env)
-            value = _constant(s.value, env)
-            if value is None:
-                env.pop(s.name, None)
-            else:
-                env[s.name] = value
-            return cost
-        if isinstance(s, ast.Repeat):
-            return self.repeat(s, env)
-        if isinstance(s, ast.With):
-            cost = 0
-            for b in s.bindings:
-                cost = _add(cost, self.expr(b.value, env))
-            return _add(cost, self.body(s.body, env))
-        if isinstance(s, ast.Require):
-            return self.expr(s.cond, env)
-        if isinstance(s, ast.Return):
-            return self.expr(s.value, env)
-        return 0
+    def generic_visit(self, node: ast.Node, env: dict[str, Any]) -> int:
+        """Leaves cost nothing; `require`, `return` and the like what their parts cost."""
+        total = 0
+        for x in ast.children(node):
+            total = _add(total, self.expr(x, env) if isinstance(x, ast.Expr)
+                         else self.visit(x, env))
+        return total
 
-    def repeat(self, s: ast.Repeat, env: dict[str, Any]) -> int:
+    def visit_Let(self, s: ast.Let | ast.Assign, env: dict[str, Any]) -> int:
+        cost = self.expr(s.value, env)
+        value = _constant(s.value, env)
+        if value is None:
+            env.pop(s.name, None)
+        else:
+            env[s.name] = value
+        return cost
+
+    visit_Assign = visit_Let
+
+    def visit_With(self, s: ast.With, env: dict[str, Any]) -> int:
+        cost = 0
+        for b in s.bindings:
+            cost = _add(cost, self.expr(b.value, env))
+        return _add(cost, self.body(s.body, env))
+
+    def visit_Repeat(self, s: ast.Repeat, env: dict[str, Any]) -> int:
         cost = self.expr(s.count, env)
         count = _least_count(s.count, env)
         if self.report and count > limits.MAX_REPEAT:
@@ -187,34 +216,25 @@ class _MinOps:
     # ---- expressions -----------------------------------------------------
 
     def expr(self, e: ast.Expr, env: dict[str, Any]) -> int:
-        cost = self._expr(e, env)
+        cost = self.visit(e, env)
         if self.report and cost >= _CAP:
             what = f"this call of {e.func}() alone" if isinstance(e, ast.Call) else "this alone"
             raise self.too_many(e, f"{what} builds more")
         return cost
 
-    def _expr(self, e: ast.Expr, env: dict[str, Any]) -> int:
-        if isinstance(e, ast.Call):
-            return self.call(e, env)
-        if isinstance(e, ast.BinOp):
-            if e.op in ("and", "or"):
-                return self.expr(e.left, env)
-            return _add(self.expr(e.left, env), self.expr(e.right, env))
-        if isinstance(e, ast.UnaryOp):
-            return self.expr(e.operand, env)
-        if isinstance(e, ast.Compare):
-            return _sum(self.expr(x, env) for x in e.operands)
-        if isinstance(e, ast.IfExp):
-            test = _constant(e.test, env)
-            if isinstance(test, bool):
-                return self.expr(e.body if test else e.orelse, env)
-            return _add(self.expr(e.test, env),
-                        min(self.quiet(e.body, env), self.quiet(e.orelse, env)))
-        if isinstance(e, ast.ListExpr):
-            return _sum(self.expr(x, env) for x in e.items)
-        return 0
+    def visit_BinOp(self, e: ast.BinOp, env: dict[str, Any]) -> int:
+        if e.op in ("and", "or"):
+            return self.expr(e.left, env)
+        return _add(self.expr(e.left, env), self.expr(e.right, env))
 
-    def call(self, e: ast.Call, env: dict[str, Any]) -> int:
+    def visit_IfExp(self, e: ast.IfExp, env: dict[str, Any]) -> int:
+        test = _constant(e.test, env)
+        if isinstance(test, bool):
+            return self.expr(e.body if test else e.orelse, env)
+        return _add(self.expr(e.test, env),
+                    min(self.quiet(e.body, env), self.quiet(e.orelse, env)))
+
+    def visit_Call(self, e: ast.Call, env: dict[str, Any]) -> int:
         f = e.func
         if f == "choice":
             return min((self.quiet(a.value, env) for a in e.args), default=0)
@@ -303,11 +323,12 @@ def _least_count(e: ast.Expr, env: dict[str, Any]) -> int:
 def _assigned(stmts: tuple[ast.Stmt, ...]) -> set[str]:
     """Names a block of statements binds, nested blocks included."""
     out: set[str] = set()
-    for s in stmts:
+    todo = list(stmts)
+    while todo:
+        s = todo.pop()
         if isinstance(s, ast.Let | ast.Assign):
             out.add(s.name)
-        elif isinstance(s, ast.Repeat):
-            out |= _assigned(s.body) | ({s.var} if s.var else set())
-        elif isinstance(s, ast.With):
-            out |= _assigned(s.body)
+        elif isinstance(s, ast.Repeat) and s.var:
+            out.add(s.var)
+        todo.extend(x for x in ast.children(s) if isinstance(x, ast.Stmt))
     return out
