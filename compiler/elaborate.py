@@ -1,25 +1,23 @@
-"""Elaboration: evaluate a spec's AST, asking a decider at each decision (define-by-run).
+"""The evaluator of the spec language (define-by-run elaboration).
 
-One evaluator serves three uses:
-
-- **build** (``build=True``): decisions come from a decider; every op becomes a
-  node of the candidate graph with its shapes, parameters and FLOPs.
-- **light** (``build=False``): decisions come from a decider, tensors stay
-  abstract: sampling and enumeration of assignments, with no graph built.
-- **analysis** (``recorder`` given): no decider; every alternative of every
-  decision is explored, and the recorder builds the space tree that counting,
-  the decision list and conditions come from (see ``space.py``).
+The language has one meaning, so it has one evaluator: scopes and names, `let`,
+`with`, `repeat`, def calls, arithmetic, `if`, argument binding plans. What a
+run is for (a graph, an assignment, the space tree, a setting's value) is its
+:class:`~.modes.Mode`, called at the places where those uses differ; see
+``modes.py`` for the protocol and ``deciding.py`` / ``space_analysis.py`` for
+the modes.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any
 
 from ..dsl import ast
 from ..dsl.errors import (
-    RequireError,
-    ShapeError,
     Span,
     SpecError,
     SpecLimitError,
@@ -32,28 +30,17 @@ from ..dsl.errors import (
 from . import arith, limits, ops, settings
 from .checks import DECISION_CALLS, NotConstant, Program, const_value
 from .decisions import Decision, make_decision
-from .ir_nodes import CHECKED, NodeRecord, Plan, Template, convert, dim
-from .ops.registry import REQUIRED, OpCall, OpError, OpSpec
+from .ir_nodes import NodeRecord, Plan, convert, dim
+from .modes import Mode, OpApplication, taint_of
+from .ops.registry import OpSpec
 from .values import ATENSOR, Abstract, Symbol, SymbolCall, Tensor, is_tensor, type_name
-
-if TYPE_CHECKING:
-    from .deciders import Decider
-    from .space import Recorder
 
 _MISSING = object()
 
 
-class NeedValue(Exception):  # noqa: N818 - control flow, not an error
-    """Analysis met a decision whose value steers control flow: fork on ``decision``."""
-
-    def __init__(self, decision: Decision, span: Span):
-        super().__init__(decision.name)
-        self.decision, self.span = decision, span
-
-
 @dataclass
 class Elaboration:
-    """What one run produced."""
+    """What a deciding run (build or sample) produced."""
 
     choices: dict[str, Any]
     nodes: list[NodeRecord] = field(default_factory=list)
@@ -61,32 +48,60 @@ class Elaboration:
     output: int | None = None
     train: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
-    #: why the candidate is invalid (light mode records instead of raising)
+    #: why the candidate is invalid (sampling records instead of raising)
     invalid: SpecError | None = None
 
 
-class Elaborator:
-    def __init__(self, prog: Program, *, decider: Decider | None = None, build: bool = False,
-                 recorder: Recorder | None = None):
+@dataclass
+class Settings:
+    """The `train` and `search` settings a run evaluated (every mode evaluates them)."""
+
+    train: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+
+
+class CallTarget(enum.Enum):
+    """What a call site calls; resolved once per site and cached in ``Program.targets``."""
+
+    OP = "op"
+    DECISION = "decision"
+    DEF = "def"
+    SYMBOL = "symbol"
+
+
+class Evaluator:
+    """Evaluates a checked program; ``mode`` decides what the run produces.
+
+    Public methods are those of :class:`~.modes.EvaluatorView` (what modes may
+    use), plus :meth:`run` and :meth:`evaluate`.
+
+    Example:
+        >>> mode = deciding.BuildMode(FixedDecider(choices))
+        >>> settings = Evaluator(spec.program, mode).run()
+        >>> mode.result(settings).nodes
+    """
+
+    def __init__(self, prog: Program, mode: Mode):
         self.p = prog
-        self.decider = decider
-        self.build = build
-        self.rec = recorder
-        #: deciding without building: ops need no checking (a build checks them)
-        self.light = not build and recorder is None
-        self.choices: dict[str, Any] = {}
-        self.scope: list[str] = []
-        self.scope_str = ""
-        self.prefix = ""
+        #: the program being run (read-only; modes key their entries in its caches)
+        self.program = prog
+        self.mode = mode
+        # a mode that does not count steps costs nothing per statement
+        self._step = mode.step if type(mode).step is not Mode.step else None
+        self._abstract_ops = type(mode).op is Mode.op
+        self._scope: list[str] = []
+        #: the dynamic scope path here, ``digits.i[1].block`` (read-only; an attribute,
+        #: not a property, because a build reads it for every node)
+        self.scope = ""
+        self._prefix = ""
         self.defaults: dict[str, tuple[Any, Span]] = {}
-        self.env: dict[str, Any] = {}
-        self.globals: dict[str, Any] = {}
-        self.out = Elaboration(self.choices)
-        self.invalid: SpecError | None = None
+        self._env: dict[str, Any] = {}
+        self._globals: dict[str, Any] = {}
         #: product of the counts of the repeats being run, and each repeat's count
         #: (keyed by its count's span: `check_repeat` sees the span, `iterate` the node)
-        self.nesting = 1
-        self.loop_counts: dict[Span, int] = {}
+        self._nesting = 1
+        self._loop_counts: dict[Span, int] = {}
+        self._unknown = self.unknown
         self._eval = {
             ast.Number: self._literal, ast.String: self._literal, ast.Bool: self._literal,
             ast.Name: self._name, ast.ListExpr: self._list, ast.Call: self._call,
@@ -94,26 +109,49 @@ class Elaborator:
             ast.IfExp: self._ifexp,
         }
 
-    # ---- driver ----------------------------------------------------------
+    def bindings(self) -> Mapping[str, Any]:
+        """The local names bound here (a read-only view)."""
+        return MappingProxyType(self._env)
 
-    def run(self) -> Elaboration:
+    def bind(self, name: str, value: Any) -> None:
+        """Rebind a local name (analysis marks values a loop changed as unknown)."""
+        self._env[name] = value
+
+    # ---- drivers -----------------------------------------------------------
+
+    def run(self) -> Settings:
+        """Run the whole spec: lets, the model, then the settings blocks."""
         try:
-            self._run()
+            return self._run()
         except SpecError as e:
             raise e.with_source(self.p.source) from None
-        self.out.invalid = self.invalid
-        return self.out
 
-    def _run(self) -> None:
-        p = self.p
+    def evaluate(self, expr: ast.Expr, *, env: Mapping[str, Any] | None = None,
+                 globals: Mapping[str, Any] | None = None, scope: tuple[str, ...] = ()) -> Any:
+        """One expression outside a model run: a setting, a constraint over costs.
+
+        ``env`` binds local names, ``globals`` top-level ones (the program's
+        constants, say); ``scope`` names any decision met (for its error).
+        """
+        self._env = dict(env or {})
+        self._globals = dict(globals or {})
+        for part in scope:
+            self._push(part)
+        try:
+            return self.eval(expr)
+        except SpecError as e:
+            raise e.with_source(self.p.source) from None
+        finally:
+            for _ in scope:
+                self._pop()
+
+    def _run(self) -> Settings:
+        p, mode = self.p, self.mode
         for let in p.lets:
-            self.globals[let.name] = self.eval(let.value)
+            self._globals[let.name] = self.eval(let.value)
         m = p.model
-        self.push(m.name)
-        in_shape = self.shape_of(m.input_shape)
-        x = self.add_node(ops.get("input"), {"shape": in_shape}, (), in_shape, m.span,
-                          name=m.input_name) if self.build else ATENSOR
-        self.env = {m.input_name: x}
+        self._push(m.name)
+        self._env = {m.input_name: mode.model_input(self, m, self.shape_of(m.input_shape))}
         self.exec_body(m.body[:-1])
         ret: ast.Return = m.body[-1]  # type: ignore[assignment]
         value = self.eval(ret.value)
@@ -121,25 +159,22 @@ class Elaborator:
         if not is_tensor(value):
             raise SpecTypeError(f"a model returns a tensor, got {type_name(value)}",
                                 ret.value.span)
-        if self.build:
-            if value.shape != out_shape:
-                raise ShapeError(f"model '{m.name}' returns shape {list(value.shape)} but "
-                                 f"declares -> {list(out_shape)}", ret.value.span)
-            self.out.output = self.add_node(ops.get("output"), {}, (value,), out_shape,
-                                            ret.span).node
-        self.pop()
+        mode.model_output(self, ret, value, out_shape)
+        self._pop()
+        out = Settings()
         for blk, word in ((p.train, "train"), (p.search, "search")):
             if blk is None:
                 continue
-            self.env = {}
-            self.push(word)
-            target = self.out.train if word == "train" else self.out.search
+            self._env = {}
+            self._push(word)
+            target = out.train if word == "train" else out.search
             for s in blk.settings:
                 if s.name in target:
                     raise SpecError(f"{word} setting '{s.name}' is given twice", s.span)
                 target[s.name] = settings.check_setting(word, s.name, self.eval(s.value),
                                                       s.value.span, s.span)
-            self.pop()
+            self._pop()
+        return out
 
     def shape_of(self, dims: tuple[ast.Expr, ...]) -> tuple[int, ...]:
         out = []
@@ -152,37 +187,38 @@ class Elaborator:
             out.append(dim(v, e.span))
         return tuple(out)
 
-    # ---- scopes ----------------------------------------------------------
+    # ---- scopes ------------------------------------------------------------
 
-    def push(self, part: str) -> None:
-        self.scope.append(part)
-        self.scope_str = ".".join(self.scope)
-        self.prefix = self.scope_str + "."
+    def _push(self, part: str) -> None:
+        self._scope.append(part)
+        self.scope = ".".join(self._scope)
+        self._prefix = self.scope + "."
 
-    def pop(self) -> None:
-        self.scope.pop()
-        self.scope_str = ".".join(self.scope)
-        self.prefix = self.scope_str + "." if self.scope else ""
+    def _pop(self) -> None:
+        self._scope.pop()
+        self.scope = ".".join(self._scope)
+        self._prefix = self.scope + "." if self._scope else ""
 
     def full_name(self, local: str) -> str:
-        return self.prefix + local if local else self.prefix[:-1] or "return"
+        """The name of a decision whose local (source) name is ``local``, here."""
+        return self._prefix + local if local else self._prefix[:-1] or "return"
 
-    # ---- statements ------------------------------------------------------
+    # ---- statements --------------------------------------------------------
 
     def exec_body(self, stmts: tuple[ast.Stmt, ...]) -> None:
-        rec = self.rec
+        step = self._step
         for s in stmts:
-            if rec is not None:  # each pass of an analysis re-runs every statement
-                rec.step(s.span)
+            if step is not None:  # each pass of an analysis re-runs every statement
+                step(s.span)
             t = type(s)
             if t is ast.Assign or t is ast.Let:
-                self.env[s.name] = self.eval(s.value)  # type: ignore[union-attr]
+                self._env[s.name] = self.eval(s.value)  # type: ignore[union-attr]
             elif t is ast.Repeat:
-                self.exec_repeat(s)  # type: ignore[arg-type]
+                self.mode.repeat(self, s, self.p.names[id(s)])  # type: ignore[arg-type]
             elif t is ast.With:
                 self.exec_with(s)  # type: ignore[arg-type]
             elif t is ast.Require:
-                self.exec_require(s)  # type: ignore[arg-type]
+                self.mode.require(self, s, self.eval(s.cond))  # type: ignore[union-attr]
 
     def exec_with(self, s: ast.With) -> None:
         new = dict(self.defaults)
@@ -218,21 +254,8 @@ class Elaborator:
             raise type(first)(f"`with {name}` suits no op: {first.message}", span,
                               hint=first.hint)
 
-    def exec_require(self, s: ast.Require) -> None:
-        cond = self.eval(s.cond)
-        if self.rec is not None or type(cond) is Abstract:
-            return
-        if not arith.truth(cond, s.cond.span):
-            err = RequireError(s.message or "requirement does not hold", s.cond.span)
-            if self.build:
-                raise err
-            if self.invalid is None:
-                self.invalid = err.with_source(self.p.source)
-
-    def exec_repeat(self, s: ast.Repeat) -> None:
-        name = self.p.names[id(s)]
-        if self.rec is not None and self.rec.structural_repeat(self, s, name):
-            return
+    def run_repeat(self, s: ast.Repeat, name: str) -> None:
+        """Evaluate the count, then run that many iterations (the plain meaning)."""
         count = self.concrete(self.eval(s.count), s.count.span)
         if isinstance(count, float) and count.is_integer():
             count = int(count)
@@ -248,27 +271,28 @@ class Elaborator:
         if count > limits.MAX_REPEAT:
             raise SpecLimitError(f"repeat count {count:,} exceeds the limit "
                                  f"{limits.MAX_REPEAT:,}", span)
-        total = self.nesting * count
+        total = self._nesting * count
         if total > limits.MAX_NESTED_ITERATIONS:
             raise SpecLimitError(
                 f"nested repeats would run {total:,} iterations, over the limit "
                 f"{limits.MAX_NESTED_ITERATIONS:,}", span,
                 hint="lower the counts of this repeat or of the repeats around it")
-        self.loop_counts[span] = count
+        self._loop_counts[span] = count
 
     def iterate(self, s: ast.Repeat, name: str, i: int) -> None:
-        if self.rec is not None:
-            self.rec.step(s.span)
-        outer = self.nesting
-        self.nesting = outer * self.loop_counts.get(s.count.span, 1)
-        self.push(f"{name}[{i}]")
+        """Run iteration ``i`` of ``s`` (after ``check_repeat`` saw its count)."""
+        if self._step is not None:
+            self._step(s.span)
+        outer = self._nesting
+        self._nesting = outer * self._loop_counts.get(s.count.span, 1)
+        self._push(f"{name}[{i}]")
         if s.var is not None:
-            self.env[s.var] = i
+            self._env[s.var] = i
         self.exec_body(s.body)
-        self.pop()
-        self.nesting = outer
+        self._pop()
+        self._nesting = outer
 
-    # ---- expressions -----------------------------------------------------
+    # ---- expressions -------------------------------------------------------
 
     def eval(self, e: ast.Expr) -> Any:
         return self._eval[type(e)](e)
@@ -277,9 +301,9 @@ class Elaborator:
         return e.value
 
     def _name(self, e: ast.Name) -> Any:
-        v = self.env.get(e.id, _MISSING)
+        v = self._env.get(e.id, _MISSING)
         if v is _MISSING:
-            v = self.globals.get(e.id, _MISSING)
+            v = self._globals.get(e.id, _MISSING)
             if v is _MISSING:
                 if e.id in self.p.defs:
                     raise SpecTypeError(f"def '{e.id}' must be called: {e.id}(...)", e.span)
@@ -289,12 +313,9 @@ class Elaborator:
     def _list(self, e: ast.ListExpr) -> tuple[Any, ...]:
         return tuple(self.eval(x) for x in e.items)
 
-    def known_names(self) -> list[str]:
-        return list(self.env) + list(self.globals)
-
     def unknown(self, sym: Symbol, span: Span) -> SpecNameError:
         """A bare name used as a value: it is not bound here (so it reads as a symbol)."""
-        known = self.known_names()
+        known = list(self._env) + list(self._globals)
         near = closest(sym.name, known)
         if near:
             hint = "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
@@ -324,28 +345,37 @@ class Elaborator:
         if ta is Abstract or tb is Abstract:
             if is_tensor(a) or is_tensor(b):
                 return self.tensor_arith(op, a, b, e)
-            return Abstract(_taint(a) | _taint(b))
+            return Abstract(taint_of(a) | taint_of(b))
         if ta is Tensor or tb is Tensor:
             return self.tensor_arith(op, a, b, e)
         return arith.binop(op, a, b, e.span)
 
     def tensor_arith(self, op: str, a: Any, b: Any, e: ast.BinOp) -> Any:
         if type(a) is Tensor and type(b) is Tensor and (op == "+" or op == "*"):
-            hit = self.p.op_cache.get((op, a.shape, b.shape))  # the common residual add
-            if hit is not None:
-                return self.instantiate(hit, [a, b], e.span)
+            # the common residual add (or gate) of a build, without the checks below
+            return self.apply_builtin("add" if op == "+" else "mul", {"a": a, "b": b}, e.span)
         both = is_tensor(a) and is_tensor(b)
         if op == "+" and both:
-            return self.apply(ops.get("add"), {"a": a, "b": b}, e.span, {})
+            return self.apply_builtin("add", {"a": a, "b": b}, e.span)
         if op == "*" and both:
-            return self.apply(ops.get("mul"), {"a": a, "b": b}, e.span, {})
+            return self.apply_builtin("mul", {"a": a, "b": b}, e.span)
         if op == "*":
             x, f = (a, b) if is_tensor(a) else (b, a)
             if arith.is_number(f) or type(f) is Abstract:
-                return self.apply(ops.get("scale"), {"x": x, "factor": f}, e.span, {})
+                return self.apply_builtin("scale", {"x": x, "factor": f}, e.span)
         raise SpecTypeError(f"cannot apply '{op}' to {type_name(a)} and {type_name(b)}", e.span,
                             hint="tensors support a + b (residual), a * b (gating) and "
                                  "number * tensor")
+
+    def apply_builtin(self, name: str, values: dict[str, Any], span: Span) -> Any:
+        """An op that tensor arithmetic stands for (``a + b`` is ``add``): bound already."""
+        if self._abstract_ops:
+            return ATENSOR
+        spec = _BUILTINS.get(name)
+        if spec is None:
+            spec = _BUILTINS[name] = ops.get(name)
+        return self.mode.op(self, OpApplication(spec, span, None, None, None, values,
+                                                self.defaults, None))
 
     def _unary(self, e: ast.UnaryOp) -> Any:
         v = self.eval(e.operand)
@@ -357,7 +387,7 @@ class Elaborator:
             if e.op == "+":
                 return v
             if e.op == "-":
-                return self.apply(ops.get("scale"), {"x": v, "factor": -1}, e.span, {})
+                return self.apply_builtin("scale", {"x": v, "factor": -1}, e.span)
         if type(v) is Symbol:
             raise self.unknown(v, e.operand.span)
         return arith.unary(e.op, v, e.span)
@@ -368,7 +398,7 @@ class Elaborator:
             if is_tensor(v):
                 raise SpecTypeError("tensors cannot be compared", x.span)
         if any(type(v) is Abstract for v in values):
-            return Abstract(frozenset().union(*(_taint(v) for v in values)))
+            return Abstract(frozenset().union(*(taint_of(v) for v in values)))
         for i, op in enumerate(e.ops):
             if not arith.compare(op, values[i], values[i + 1], e.span):
                 return False
@@ -381,51 +411,45 @@ class Elaborator:
         return self.eval(e.body if arith.truth(test, e.test.span) else e.orelse)
 
     def concrete(self, v: Any, span: Span) -> Any:
-        """The value itself; during analysis, an unknown one forks the analysis."""
+        """The value itself; an unknown one goes to the mode (analysis forks on it)."""
         if type(v) is Abstract and not v.tensor:
-            if self.rec is None:
-                raise SpecError("internal: unknown value outside analysis", span)
-            dec = self.rec.fork_target(v.taint, span)
-            size = dec.size()
-            if size is not None and size > limits.MAX_ANALYSIS_PASSES:
-                # checked before the analysis lists the values to fork on
-                raise SpecLimitError(
-                    f"the space is too entangled to analyse: decision {dec.name} steers "
-                    f"control flow here and has {size:,} values; analysis makes a pass "
-                    f"per value, at most {limits.MAX_ANALYSIS_PASSES:,}", span,
-                    hint="narrow its range, or steer with a fresh choice(...)")
-            raise NeedValue(dec, span)
+            return self.mode.need_value(self, v, span)
         return v
 
-    # ---- calls -----------------------------------------------------------
+    # ---- calls -------------------------------------------------------------
 
     def _call(self, e: ast.Call) -> Any:
         target = self.p.targets.get(id(e))
         if target is None:
             target = self.p.targets[id(e)] = self.resolve(e)
         kind, obj = target
-        if kind == 0:
+        if kind is _OP:
             return self.call_op(e, obj)
-        if kind == 1:
-            return self.decision(e)
-        if kind == 2:
+        if kind is _DECISION:
+            p = self.p  # decision_at, inline: every decision passes here
+            name = self.full_name(p.names[id(e)])
+            dec = p.decisions.get(name)
+            if dec is None:
+                dec = p.decisions[name] = make_decision(p, e, name)
+            return self.mode.decision(self, e, dec)
+        if kind is _DEF:
             return self.call_def(e, obj)
         args = tuple(self.eval(a.value) for a in e.args if a.kind == "pos")
         kwargs = tuple((a.name, self.eval(a.value)) for a in e.args if a.kind == "kw")
         return SymbolCall(e.func, args, kwargs)  # type: ignore[arg-type]
 
-    def resolve(self, e: ast.Call) -> tuple[int, Any]:
-        """What a call site calls: (0, op), (1, decision builtin), (2, def) or (3, symbol)."""
+    def resolve(self, e: ast.Call) -> tuple[CallTarget, Any]:
+        """What a call site calls, with the op spec or def it names."""
         f = e.func
         if f in DECISION_CALLS:
-            return (1, None)
+            return (CallTarget.DECISION, None)
         d = self.p.defs.get(f)
         if d is not None:
-            return (2, d)
+            return (CallTarget.DEF, d)
         spec = ops.get(f)
         if spec is not None and not spec.internal:
-            return (0, spec)
-        return (3, None)
+            return (CallTarget.OP, spec)
+        return (CallTarget.SYMBOL, None)
 
     def call_def(self, e: ast.Call, d: ast.Def) -> Any:
         env: dict[str, Any] = {}
@@ -435,11 +459,11 @@ class Elaborator:
         for a in e.args:
             if a.kind == "kw":
                 env[a.name] = self.eval(a.value)  # type: ignore[index]
-        saved = self.env
-        self.env = env
-        self.push(self.p.names[id(e)])
-        if self.rec is not None:
-            self.rec.step(e.span)
+        saved = self._env
+        self._env = env
+        self._push(self.p.names[id(e)])
+        if self._step is not None:
+            self._step(e.span)
         try:
             for prm in d.params:
                 if prm.name not in env:
@@ -449,137 +473,28 @@ class Elaborator:
             self.exec_body(d.body[:-1])  # type: ignore[index]
             return self.eval(d.body[-1].value)  # type: ignore[index, union-attr]
         finally:
-            self.pop()
-            self.env = saved
+            self._pop()
+            self._env = saved
 
     def call_op(self, e: ast.Call, spec: OpSpec) -> Any:
         plan = self.p.plans.get(id(e))
         if plan is None:
             plan = self.p.plans[id(e)] = Plan.make(e, spec)
-        vals = [self.eval(x) for x in plan.exprs]
-        if self.light:  # sampling: only the decisions matter; building checks the op
+        args = [self.eval(x) for x in plan.exprs]
+        if self._abstract_ops:  # sampling: only the decisions matter; a build checks ops
             return ATENSOR
-        defaults = self.defaults
-        if defaults:
-            dflt = tuple(defaults[n][0] if n in defaults else _MISSING for n in plan.rest)
-        else:
-            dflt = ()
-        key = (id(e), tuple(v.shape if type(v) is Tensor else v for v in vals), dflt)
-        try:
-            hit = self.p.op_cache.get(key)
-        except TypeError:  # an unhashable value: no caching, the slow path reports it
-            key, hit = None, None
-        if hit is not None:
-            return self.instantiate(hit, [v for v in vals if type(v) is Tensor], e.span)
-        values = dict(zip(plan.names, vals, strict=True))
-        spans = dict(zip(plan.names, plan.spans, strict=True))
-        for name in plan.rest:
-            a_spec = spec.by_name[name]
-            d = defaults.get(name)
-            if d is not None:
-                try:  # a `with` default applies where it suits this op
-                    values[name] = convert(spec, a_spec, d[0], d[1], self.unknown)
-                    spans[name] = d[1]
-                    continue
-                except SpecError:
-                    if a_spec.default is REQUIRED:
-                        raise
-            if a_spec.default is REQUIRED:
-                raise SpecTypeError(f"{spec.name}() is missing argument '{name}'", e.span,
-                                    hint="it takes " + ", ".join(a.name for a in spec.args))
-            values[name] = a_spec.default
-        for name in plan.names:
-            values[name] = convert(spec, spec.by_name[name], values[name], spans[name],
-                                  self.unknown)
-        return self.apply(spec, values, e.span, spans, key)
+        return self.mode.op(self, OpApplication(spec, e.span, e, plan, args, None, self.defaults,
+                                                self._unknown))
 
-    def apply(self, spec: OpSpec, values: dict[str, Any], span: Span,
-              spans: dict[str, Span], key: Any = None) -> Any:
-        """Run the op's rules and add its node (or, when not building, just check it)."""
-        if self.rec is not None:
-            self.rec.step(span)
-        if not self.build:
-            if key is not None:
-                self.p.remember(key, CHECKED)
-            return ATENSOR
-        if key is None and spec.name in ("add", "mul", "scale"):
-            tag = {"add": "+", "mul": "*"}.get(spec.name, spec.name)  # as tensor_arith looks
-            key = (tag,) + tuple(v.shape if type(v) is Tensor else v
-                                       for v in values.values())
-            hit = self.p.op_cache.get(key)
-            if hit is not None and hit is not CHECKED:
-                return self.instantiate(hit, [v for v in values.values() if type(v) is Tensor],
-                                        span)
-        args = {}
-        inputs = []
-        for k, v in values.items():
-            if type(v) is Tensor:
-                args[k] = v.shape
-                inputs.append(v)
-            else:
-                args[k] = v
-        call = OpCall(spec.name, args)
-        try:
-            shape = spec.shape(call)
-            call.out_shape = shape
-            n_params = spec.params(call)
-            flops = spec.flops(call)
-        except OpError as err:
-            where = spans.get(err.arg, span) if err.arg else span
-            cls = ShapeError if err.kind == "shape" else SpecValueError
-            raise cls(err.message, where, hint=err.hint) from None
-        for d in shape:
-            if d < 1:
-                raise ShapeError(f"{spec.name} would produce an empty shape {list(shape)}", span)
-            if d > limits.MAX_DIM:
-                raise SpecLimitError(f"{spec.name} would produce dimension {d:,}, over the "
-                                     f"limit {limits.MAX_DIM:,}", span)
-        attrs = {k: v for k, v in args.items() if type(values[k]) is not Tensor}
-        template = Template(
-            spec.name, attrs, tuple(shape), tuple(t.shape for t in inputs), n_params,
-            0 if attrs.get("frozen", False) else n_params, flops,
-            spec.sparse_weights(call) if spec.parametric else 0)
-        if key is not None:
-            self.p.remember(key, template)
-        return self.instantiate(template, inputs, span)
+    # ---- decisions ---------------------------------------------------------
 
-    def add_node(self, spec: OpSpec, attrs: dict[str, Any], inputs: Any, shape: tuple[int, ...],
-                 span: Span, name: str | None = None) -> Tensor:
-        template = Template(spec.name, attrs, shape, tuple(t.shape for t in inputs), 0, 0, 0, 0)
-        return self.instantiate(template, inputs, span, name)
-
-    def instantiate(self, t: Template, inputs: list[Tensor], span: Span,
-                    name: str | None = None) -> Any:
-        """Add a node made from ``t`` fed by ``inputs``; when not building, check only."""
-        if t is CHECKED or not self.build:
-            if self.rec is not None:
-                self.rec.step(span)
-            return ATENSOR
-        nodes = self.out.nodes
-        nid = len(nodes)
-        if nid >= limits.MAX_NODES:
-            raise SpecLimitError(f"candidate has more than {limits.MAX_NODES:,} ops", span)
-        nodes.append(NodeRecord(t, span, self.scope_str, name))
-        edges = self.out.edges
-        for pos, x in enumerate(inputs):
-            edges.append((x.node, nid, pos))
-        return Tensor(nid, t.shape)
-
-    # ---- decisions -------------------------------------------------------
-
-    def decision(self, e: ast.Call) -> Any:
+    def decision_at(self, e: ast.Call) -> Decision:
+        """The decision a `choice`/`optional`/`int`/`float` call makes here (named by scope)."""
         name = self.full_name(self.p.names[id(e)])
         dec = self.p.decisions.get(name)
         if dec is None:
             dec = self.p.decisions[name] = make_decision(self.p, e, name)
-        if self.rec is not None:
-            return self.rec.decision(self, e, dec)
-        if name in self.choices:
-            raise SpecError(f"two decisions are both named {name}", e.span,
-                            hint="rename a `let` or def so their names differ")
-        value = self.decider.decide(dec)  # type: ignore[union-attr]
-        self.choices[name] = value
-        return self.take(e, dec, value)
+        return dec
 
     def take(self, e: ast.Call, dec: Decision, value: Any) -> Any:
         """The value of decision ``e`` when ``value`` is chosen (evaluates the alternative)."""
@@ -592,12 +507,14 @@ class Elaborator:
         return value
 
 
+# module globals: comparing against them is faster than reading CallTarget's members
+_OP, _DECISION, _DEF = CallTarget.OP, CallTarget.DECISION, CallTarget.DEF
+#: the op specs tensor arithmetic stands for, by name (looked up once)
+_BUILTINS: dict[str, OpSpec] = {}
+
+
 def _index(dec: Decision, value: Any) -> int:
     i = dec.index.get((type(value), value))
     if i is not None:
         return i
     raise SpecError(f"internal: {value!r} is not an alternative of {dec.name}", dec.span)
-
-
-def _taint(v: Any) -> frozenset[str]:
-    return v.taint if type(v) is Abstract else frozenset()

@@ -22,7 +22,8 @@ from ..dsl.parser import MAX_SOURCE_CHARS
 from . import limits
 from .checks import Program, analyze
 from .deciders import Decider, FixedDecider
-from .elaborate import Elaboration, Elaborator
+from .deciding import elaborate, evaluate_expr
+from .elaborate import Elaboration
 from .graph import Graph
 from .settings import CONSTRAINT_NAMES, check_setting, defaults
 from .size_limits import check_limits
@@ -68,7 +69,7 @@ class Spec:
 
     def elaborate(self, decider: Decider, *, build: bool = True) -> Elaboration:
         """Run the spec with ``decider`` answering every decision."""
-        return Elaborator(self.program, decider=decider, build=build).run()
+        return elaborate(self.program, decider, build=build)
 
     def build_with(self, decider: Decider) -> Graph:
         """The candidate graph the decider's answers describe (e.g. an OptunaDecider)."""
@@ -110,7 +111,7 @@ class Spec:
 
     def train_config(self, choices: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The `train` settings of a candidate, defaults filled in."""
-        run = Elaborator(self.program, decider=FixedDecider(dict(choices or {}))).run()
+        run = elaborate(self.program, FixedDecider(dict(choices or {})), build=False)
         return {**defaults("train"), **run.train}
 
     def search_config(self) -> dict[str, Any]:
@@ -119,13 +120,11 @@ class Spec:
         blk = self.program.search
         if blk is None:
             return out
-        el = Elaborator(self.program, decider=_NoDecisions())
-        el.globals = dict(self.program.constants)
-        el.push("search")
+        prog = self.program
         try:
             for s in blk.settings:
-                out[s.name] = check_setting("search", s.name, el.eval(s.value), s.value.span,
-                                            s.span)
+                value = evaluate_expr(prog, s.value, globals=prog.constants, scope=("search",))
+                out[s.name] = check_setting("search", s.name, value, s.value.span, s.span)
         except SpecError as e:
             raise e.with_source(self.source) from None
         return out
@@ -141,12 +140,11 @@ class Spec:
         Loading checked that constraints use only costs and constants.
         """
         out = []
+        prog = self.program
+        costs = graph.costs()
         for c in self.constraints:
-            el = Elaborator(self.program, decider=_NoDecisions())
-            el.globals = dict(self.program.constants)
-            el.env = dict(graph.costs())
             try:
-                value = el.eval(c.expr)
+                value = evaluate_expr(prog, c.expr, env=costs, globals=prog.constants)
                 if not isinstance(value, bool):
                     raise SpecTypeError("a constraint must be a comparison, like "
                                         f"params <= 200k; this is {type_name(value)}",
@@ -164,12 +162,6 @@ class Spec:
                 return dict.fromkeys(CONSTRAINT_NAMES, 1)
 
         self.violated_constraints(_Costs())  # type: ignore[arg-type]
-
-
-class _NoDecisions:
-    def decide(self, d: Any) -> Any:
-        raise SpecError(f"the search block and constraints cannot hold decisions ({d.name})",
-                        d.span)
 
 
 def _text(source: str, c: ast.Constraint) -> str:
