@@ -98,10 +98,52 @@ def test_hourglass_and_tabular_names():
                           "tabular.repeat[0].h.groups"]
 
 
+def quickstart_names(cand: dict) -> set[str]:
+    """The decision names a quickstart candidate has, by the naming rule (docs/space.md)."""
+    keyword = {"mlp": "expand", "kan": "basis", "attention": "heads"}
+    names = {"digits.width", "digits.i"}
+    for i in range(cand["digits.i"]):
+        alt = cand[f"digits.i[{i}].h"]
+        names |= {f"digits.i[{i}].h", f"digits.i[{i}].h.{alt}.{keyword[alt]}"}
+    return names
+
+
 def test_names_do_not_depend_on_sampling_order():
-    space = load("quickstart").space()
+    spec = load("quickstart")
+    space = spec.space()
     for seed in range(20):
-        assert set(space.sample(seed)) <= {d.name for d in space.decisions}
+        cand = space.sample(seed)
+        assert set(cand) == quickstart_names(cand)
+        # the same assignment given in other orders builds the same candidate
+        reordered = [dict(reversed(cand.items())), dict(sorted(cand.items())),
+                     dict(sorted(cand.items(), key=lambda kv: (len(kv[0]), kv[0]))[::-1])]
+        graphs = [spec.build(c) for c in [cand, *reordered]]
+        assert len({g.hash for g in graphs}) == 1
+        assert all(g.choices == cand for g in graphs)
+
+
+def test_names_do_not_depend_on_the_order_of_top_level_items():
+    # defs and top-level lets may come before or after the model
+    model = """
+        model m(x: [16]) -> [16] {
+          h = block(x)
+          return linear(h, 16)
+        }
+    """
+    block = """
+        def block(x) {
+          return choice(a: mlp(x, expand = choice(2, 4)), b: relu(linear(x, width)))
+        }
+    """
+    width = "let width = choice(8, 16)\n"
+    first = autoarch.loads(dedent(width + block + model), "a.spec")
+    second = autoarch.loads(dedent(model + block + width), "b.spec")
+    expected = ["width", "m.block", "m.block.a.expand"]  # a def call scopes by its name
+    assert [d.name for d in first.space().decisions] == expected
+    assert [d.name for d in second.space().decisions] == expected
+    for seed in range(10):
+        cand = first.space().sample(seed)
+        assert first.build(cand).hash == second.build(cand).hash
 
 
 def test_def_instances_and_repeat_iterations_in_names():
