@@ -89,6 +89,8 @@ class Evaluator:
         # a mode that does not count steps costs nothing per statement
         self._step = mode.step if type(mode).step is not Mode.step else None
         self._abstract_ops = type(mode).op is Mode.op
+        # the hooks called per op and per decision, bound once
+        self._op, self._decision = mode.op, mode.decision
         self._scope: list[str] = []
         #: the dynamic scope path here, ``digits.i[1].block`` (read-only; an attribute,
         #: not a property, because a build reads it for every node)
@@ -374,7 +376,7 @@ class Evaluator:
         spec = _BUILTINS.get(name)
         if spec is None:
             spec = _BUILTINS[name] = ops.get(name)
-        return self.mode.op(self, OpApplication(spec, span, None, None, None, values,
+        return self._op(self, OpApplication(spec, span, None, None, None, values,
                                                 self.defaults, None))
 
     def _unary(self, e: ast.UnaryOp) -> Any:
@@ -431,7 +433,7 @@ class Evaluator:
             dec = p.decisions.get(name)
             if dec is None:
                 dec = p.decisions[name] = make_decision(p, e, name)
-            return self.mode.decision(self, e, dec)
+            return self._decision(self, e, dec)
         if kind is _DEF:
             return self.call_def(e, obj)
         args = tuple(self.eval(a.value) for a in e.args if a.kind == "pos")
@@ -483,7 +485,7 @@ class Evaluator:
         args = [self.eval(x) for x in plan.exprs]
         if self._abstract_ops:  # sampling: only the decisions matter; a build checks ops
             return ATENSOR
-        return self.mode.op(self, OpApplication(spec, e.span, e, plan, args, None, self.defaults,
+        return self._op(self, OpApplication(spec, e.span, e, plan, args, None, self.defaults,
                                                 self._unknown))
 
     # ---- decisions ---------------------------------------------------------

@@ -29,7 +29,7 @@ from .checks import Program
 from .decisions import Condition, Decision
 from .elaborate import Evaluator
 from .modes import EvaluatorView, Mode, OpApplication, taint_of
-from .values import ATENSOR, Abstract, is_tensor
+from .values import ATENSOR, Abstract, Tensor, is_tensor
 
 _MISSING = object()
 #: tags this mode's entries in the program's op cache, apart from a build's templates
@@ -215,8 +215,13 @@ class AnalysisMode(Mode):
     def op(self, ev: EvaluatorView, app: OpApplication) -> Any:
         """Check the arguments once per distinct application; shapes stay abstract."""
         self.step(app.span)
+        args = app.args
+        if args is None:  # tensor arithmetic: nothing to bind
+            return ATENSOR
         prog = ev.program
-        key = (_CHECKED, app.cache_key())
+        # tagged: the cache is shared with a build, whose entries are templates
+        key = (_CHECKED, id(app.call), tuple(v.shape if type(v) is Tensor else v for v in args),
+               app.defaults_key() if app.defaults else ())
         try:
             if key in prog.op_cache:
                 return ATENSOR
