@@ -11,6 +11,7 @@ Example:
     >>> result = autoarch.search(spec, strategy="tpe", trials=20, db="runs.db")
 """
 
+from ._version import __version__ as __version__
 from .compiler.deciders import FirstDecider, FixedDecider, OptunaDecider, RandomDecider
 from .compiler.decisions import Condition, Decision
 from .compiler.graph import Graph
@@ -30,8 +31,6 @@ from .dsl.errors import (
     SpecValueError,
     SpecWarning,
 )
-
-__version__ = "0.1.0"
 
 
 def compile(spec: Spec, choices: dict | None = None, *, seed: int | None = None):  # noqa: A001

@@ -75,7 +75,7 @@ def overhead(trials: int) -> None:
             # baseline: bare optuna loop, same decider, same trainer, no checks, no history
             from autoarch.backends.torch import lower_graph
             from autoarch.search.data import load_data
-            from autoarch.search.engine import train_config_of
+            from autoarch.search.evaluate import trial_config
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             study = optuna.create_study(direction="maximize",
@@ -85,7 +85,7 @@ def overhead(trials: int) -> None:
             for _ in range(proposals):
                 trial = study.ask()
                 graph = spec.build_with(OptunaDecider(trial))
-                cfg = train_config_of(graph)
+                cfg = trial_config(graph)
                 data = load_data(cfg["data"], val_split=cfg["val_split"])
                 model = lower_graph(graph, seed=0)
                 result = trainer_mod.train(model, data, cfg, epochs=1)

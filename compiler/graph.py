@@ -12,6 +12,7 @@ import networkx as nx
 
 from .elaborate import Elaboration
 from .hashing import hash_labels, node_label
+from .settings import COST_METRICS
 from .values import SymbolCall, to_json
 
 BYTES_PER_VALUE = 4  # fp32
@@ -122,8 +123,7 @@ class Graph:
 
     def costs(self) -> dict[str, Any]:
         """The costs a `constraint` may name."""
-        return {"params": self.params, "trainable_params": self.trainable_params,
-                "flops": self.flops, "memory": self.memory}
+        return {name: getattr(self, name) for name in COST_METRICS}
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -34,3 +34,18 @@ MAX_INT_BITS = 256
 #: is fine (its costs are formulas); building its module is refused before any
 #: memory is allocated
 MAX_PARAMS = 2_000_000_000
+
+# settings of the `train` and `search` blocks (and their command-line flags), so that
+# a typo such as ``trials = 10**30`` fails at once instead of overflowing SQLite
+#: most trials of a search
+MAX_TRIALS = 1_000_000
+#: most epochs of a trial
+MAX_EPOCHS = 100_000
+#: most trials at once (`workers`)
+MAX_WORKERS = 1024
+#: largest seed of training or of the search (numpy's generators take 32 bits)
+MAX_SEED = 2**32 - 1
+#: largest batch
+MAX_BATCH = 2**31 - 1
+#: longest `timeout`, in seconds (about 31 years)
+MAX_TIMEOUT = 10**9

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dsl.errors import Span, SpecNameError, SpecTypeError, SpecValueError, suggest
+from . import limits
 from .arith import is_number
 from .values import Abstract, Symbol, SymbolCall, type_name
 
@@ -37,10 +38,13 @@ LOSSES = ("auto", "cross_entropy", "mse")
 SCHEDULES = ("cosine", "constant")
 PRUNERS = ("none", "asha", "median")
 STRATEGIES = ("random", "grid", "tpe", "mcts", "evolution", "nsga2", "oneshot")
-METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy", "params",
-           "trainable_params", "flops", "memory", "train_time", "latency")
-#: names a `constraint` may use: costs known from the IR before training
-CONSTRAINT_NAMES = ("params", "trainable_params", "flops", "memory")
+#: costs known from the IR before training (``Graph.costs()``): what a `constraint` may name
+COST_METRICS = ("params", "trainable_params", "flops", "memory")
+CONSTRAINT_NAMES = COST_METRICS
+#: measured after every epoch: what a pruner may watch
+EPOCH_METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
+#: everything an objective may name
+METRICS = (*EPOCH_METRICS, *COST_METRICS, "train_time", "latency")
 
 Check = Callable[[Any, Span, str], Any]
 
@@ -67,15 +71,6 @@ def _not_symbol(v: Any, span: Span) -> None:
     """A bare name where a number or list is wanted is an unbound name, not a symbol."""
     if isinstance(v, Symbol):
         raise SpecNameError(f"unknown name '{v.name}'", span)
-
-
-#: upper bounds of settings, so that a typo (``trials = 10**30``) fails at once
-MAX_TRIALS = 1_000_000
-MAX_EPOCHS = 100_000
-MAX_WORKERS = 1024
-MAX_SEED = 2**32 - 1
-MAX_BATCH = 2**31 - 1
-MAX_TIMEOUT = 10**9  # seconds (about 31 years)
 
 
 def _int(lo: int, hi: int | None = None) -> Check:
@@ -270,13 +265,13 @@ def _objective(v: Any, span: Span, what: str) -> Any:
 
 TRAIN_KEYS: dict[str, Key] = {
     "data": Key(_data, Symbol("digits"), "data set"),
-    "epochs": Key(_int(1, MAX_EPOCHS), 10, "passes over the training data"),
-    "batch": Key(_int(1, MAX_BATCH), 64, "batch size"),
+    "epochs": Key(_int(1, limits.MAX_EPOCHS), 10, "passes over the training data"),
+    "batch": Key(_int(1, limits.MAX_BATCH), 64, "batch size"),
     "optimizer": Key(_optimizer, SymbolCall("adamw", (), (("lr", 1e-3),)), "optimizer"),
     "loss": Key(_symbol(LOSSES, "loss"), Symbol("auto"),
                 "loss (auto: cross_entropy for classes, mse for regression)"),
     "schedule": Key(_symbol(SCHEDULES, "schedule"), Symbol("cosine"), "learning-rate schedule"),
-    "seed": Key(_int(0, MAX_SEED), 0, "random seed of training"),
+    "seed": Key(_int(0, limits.MAX_SEED), 0, "random seed of training"),
     "val_split": Key(_number(0.0, 1.0, open_lo=True), 0.2, "fraction held out"),
     "grad_clip": Key(_number(0.0, open_lo=True), None, "gradient norm clip"),
     "device": Key(_symbol(("auto", "cpu", "cuda"), "device"), Symbol("auto"), "device"),
@@ -284,13 +279,13 @@ TRAIN_KEYS: dict[str, Key] = {
 
 SEARCH_KEYS: dict[str, Key] = {
     "strategy": Key(_symbol(STRATEGIES, "strategy"), Symbol("random"), "search strategy"),
-    "trials": Key(_int(1, MAX_TRIALS), 20, "candidates to try"),
+    "trials": Key(_int(1, limits.MAX_TRIALS), 20, "candidates to try"),
     "objective": Key(_objective, SymbolCall("maximize", (Symbol("val_accuracy"),)),
                      "what to optimise"),
-    "seed": Key(_int(0, MAX_SEED), 0, "random seed of the search"),
-    "timeout": Key(_number(0.0, MAX_TIMEOUT, open_lo=True), None, "seconds for the whole search"),
+    "seed": Key(_int(0, limits.MAX_SEED), 0, "random seed of the search"),
+    "timeout": Key(_number(0.0, limits.MAX_TIMEOUT, open_lo=True), None, "seconds for the whole search"),
     "backend": Key(_symbol(("local", "ray"), "backend"), Symbol("local"), "executor"),
-    "workers": Key(_int(1, MAX_WORKERS), 1, "trials run at once"),
+    "workers": Key(_int(1, limits.MAX_WORKERS), 1, "trials run at once"),
     "pruner": Key(_symbol(PRUNERS, "pruner"), Symbol("none"), "early stopping of trials"),
 }
 

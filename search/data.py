@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..compiler.config import DATASETS, check_setting
+from ..compiler.settings import DATASETS, check_setting
 from ..compiler.values import Symbol, SymbolCall
 from ..dsl.errors import CommandError, SpecError, suggest
 

@@ -13,56 +13,35 @@ candidates of interrupted trials are evaluated again when the run resumes.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..compiler.deciders import OptunaDecider, RandomDecider
 from ..compiler.graph import Graph
+from ..compiler.settings import COST_METRICS, EPOCH_METRICS
 from ..compiler.spec import Spec
-from ..compiler.values import Symbol, SymbolCall, to_json
-from ..dsl.errors import CommandError, Span, SpecError
-from .evaluate import (
-    Overrides,
-    config_text,
-    epoch_row,
-    failure_reason,
-    located_reason,
-    model_bytes,
-    train_candidate,
-    trial_config,
-)
+from ..compiler.values import to_json
+from ..dsl.errors import Span, SpecError
+from .evaluate import config_text, epoch_row, located_reason, model_bytes, trial_config
 from .history import INTERRUPTED, History, dumps, loads
+from .options import Options, SearchError, options_of, overrides_of, spec_hash
+from .results import SearchResult, TrialOutcome, best_trials, parsed
 
 #: consecutive invalid proposals after which the search gives up
 MAX_INVALID_STREAK = 500
 #: random candidates probed before the search to see that some satisfy the constraints
 PROBE_SAMPLES = 2000
-#: metrics known from the IR before training
-GRAPH_METRICS = ("params", "trainable_params", "flops", "memory")
-#: metrics measured after every epoch (what a pruner may watch)
-EPOCH_METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
-
 
 #: error of a trial whose process died while it trained (kill -9, out of memory)
 CRASHED = INTERRUPTED + ": the process died during this trial"
 #: error of a trial stopped by the search's timeout (kept, not counted, tried again)
 TIMED_OUT = INTERRUPTED + ": the search's timeout was reached"
-
-
-class SearchError(CommandError):
-    """The search itself cannot run (as opposed to a trial failing).
-
-    One line, or a located diagnostic when it points into the spec.
-    """
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -77,95 +56,6 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the handler the search installs."""
 
 
-@dataclass(frozen=True)
-class Objective:
-    direction: str  # "maximize" | "minimize"
-    metric: str
-
-    def __str__(self) -> str:
-        return f"{self.direction}({self.metric})"
-
-    def better(self, a: float, b: float) -> bool:
-        return a > b if self.direction == "maximize" else a < b
-
-    @property
-    def worst(self) -> float:
-        return -math.inf if self.direction == "maximize" else math.inf
-
-
-def objectives_of(value: Any) -> list[Objective]:
-    items = value if isinstance(value, tuple) else (value,)
-    return [Objective(it.name, it.args[0].name) for it in items]
-
-
-def objectives_of_text(text: str) -> list[Objective]:
-    """Objectives as a run row stores them (``["maximize(val_accuracy)"]``)."""
-    out = []
-    for item in loads(text):
-        direction, _, rest = item.partition("(")
-        out.append(Objective(direction, rest.rstrip(")")))
-    return out
-
-
-@dataclass
-class Options:
-    """What one search does; the spec's `search` block, overridden by arguments."""
-
-    strategy: str
-    trials: int
-    objectives: list[Objective]
-    seed: int
-    timeout: float | None
-    pruner: str
-    backend: str
-    workers: int
-    overrides: Overrides = field(default_factory=Overrides)
-
-    @property
-    def epochs(self) -> int | None:
-        return self.overrides.epochs
-
-    def settings(self) -> dict[str, Any]:
-        """What a resumed run must keep: settings that change what trials mean."""
-        return {"strategy": self.strategy, "objectives": [str(o) for o in self.objectives],
-                "seed": self.seed, "pruner": self.pruner, **self.overrides.to_json()}
-
-
-@dataclass
-class TrialOutcome:
-    """One proposal of the run, as recorded."""
-
-    number: int
-    state: str
-    choices: dict[str, Any]
-    arch_hash: str | None = None
-    params: int | None = None
-    flops: int | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    objective: list[float] | None = None
-    error: str | None = None
-    duplicate_of: int | None = None
-    duration_s: float = 0.0
-
-
-@dataclass
-class SearchResult:
-    run: str
-    run_id: int
-    db: Path
-    objectives: list[Objective]
-    counted: int
-    requested: int
-    #: the proposals made by this call, in order (invalid ones included)
-    outcomes: list[TrialOutcome]
-    #: why the loop stopped early (timeout, grid exhausted), or None
-    stopped: str | None
-    #: the run's best trials (the Pareto front for several objectives): history rows
-    #: with their JSON columns (choices, train_config, metrics, objective) parsed
-    best: list[dict[str, Any]]
-    study: Any = None
-
-
 class Reporter:
     """Receives progress; the CLI draws a progress bar from it. Default: silent."""
 
@@ -174,10 +64,6 @@ class Reporter:
     def trial(self, outcome: TrialOutcome, counted: int, best: list[float] | None) -> None: ...
 
     def note(self, text: str) -> None: ...
-
-
-class _Pruned(Exception):
-    pass
 
 
 @dataclass
@@ -190,6 +76,8 @@ class _Job:
     graph: Graph
     cfg: dict[str, Any]
     t0: float
+    #: called by an in-process executor after every epoch: records it, may prune
+    on_epoch: Any = None
 
 
 def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None,
@@ -212,102 +100,10 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
         >>> result = autoarch.search(spec, strategy="tpe", trials=20, db="runs.db")
         >>> result.best[0]["metrics"]["val_accuracy"]
     """
-    opts = _options(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
-                    pruner=pruner, backend=backend, workers=workers,
-                    overrides=_overrides(epochs, data))
+    opts = options_of(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
+                      pruner=pruner, backend=backend, workers=workers,
+                      overrides=overrides_of(epochs, data))
     return _Search(spec, opts, Path(db), name, reporter or Reporter()).run()
-
-
-def _overrides(epochs: Any, data: Any) -> Overrides:
-    from ..compiler.config import check_setting
-
-    if epochs is not None:
-        try:
-            epochs = check_setting("train", "epochs", epochs, None, None)  # type: ignore[arg-type]
-        except SpecError as e:
-            raise CommandError(f"--{e.message}") from None
-    if data is not None:
-        data = data_value(data)
-    return Overrides(epochs=epochs, data=data)
-
-
-def data_value(data: Any) -> Any:
-    """A data set given outside the spec (``--data``): a name, spec text, or a value.
-
-    Relative file paths are made absolute from the current folder.
-    """
-    from ..compiler.spec import loads as load_spec_text
-
-    if isinstance(data, str):
-        text = data.strip()
-        if not text or any(c in text for c in "{}\n\r"):
-            raise CommandError(f"--data {data!r} is not one data value",
-                               hint='give a bundled name such as digits, or '
-                                    'csv("file.csv", target = "label") or npz("file.npz")')
-        source = f"model data_(x: [1]) -> [1] {{\n  return x\n}}\ntrain {{ data = {text} }}\n"
-        try:
-            data = load_spec_text(source, "--data").train_config()["data"]
-        except SpecError as e:
-            raise CommandError(f"--data {text}: {e.message}",
-                               hint=e.hint or 'a bundled name such as digits, or '
-                                              'csv("file.csv", target = "label")') from None
-    if isinstance(data, SymbolCall) and data.args and isinstance(data.args[0], str):
-        path = str(Path(data.args[0]).expanduser().resolve())
-        data = SymbolCall(data.name, (path, *data.args[1:]), data.kwargs)
-    if not isinstance(data, Symbol | SymbolCall):
-        raise CommandError(f"data must be a bundled data set name or spec text, got "
-                           f"{type(data).__name__}")
-    return data
-
-
-_NO_OVERRIDES = Overrides()
-
-
-def _options(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any) -> Options:
-    from ..compiler.config import check_setting
-
-    cfg = spec.search_config()
-    for key, value in given.items():
-        if value is None:
-            continue
-        if key in ("strategy", "pruner", "backend"):
-            if not isinstance(value, str):
-                raise CommandError(f"--{key} takes a name, got {value!r}")
-            value = Symbol(value)
-        try:
-            cfg[key] = check_setting("search", key, value, None, None)  # type: ignore[arg-type]
-        except SpecError as e:
-            raise CommandError(f"--{e.message}", hint=e.hint) from None
-    opts = Options(strategy=cfg["strategy"].name, trials=cfg["trials"],
-                   objectives=objectives_of(cfg["objective"]), seed=cfg["seed"],
-                   timeout=cfg["timeout"], pruner=cfg["pruner"].name,
-                   backend=cfg["backend"].name, workers=cfg["workers"], overrides=overrides)
-    if opts.pruner != "none":
-        if len(opts.objectives) > 1:
-            raise SearchError("a pruner needs a single objective; this search has "
-                              f"{len(opts.objectives)}", hint="set pruner = none")
-        if opts.objectives[0].metric not in EPOCH_METRICS:
-            raise SearchError(f"a pruner watches a metric measured every epoch, not "
-                              f"{opts.objectives[0].metric}",
-                              hint="one of " + ", ".join(EPOCH_METRICS))
-    if opts.backend == "ray":
-        if opts.pruner != "none":
-            raise SearchError("a pruner runs with the local backend only; Ray trials report "
-                              "their epochs when they end", hint="set pruner = none, or "
-                              "backend = local")
-        if importlib.util.find_spec("ray") is None:
-            raise CommandError("backend ray needs Ray, which is not installed",
-                               hint="pip install 'autoarch[ray]', or use --backend local")
-    return opts
-
-
-def spec_hash(spec: Spec) -> str:
-    return hashlib.sha256(spec.source.encode()).hexdigest()[:16]
-
-
-def train_config_of(graph: Graph) -> dict[str, Any]:
-    """The training settings of a candidate without overrides (see ``trial_config``)."""
-    return trial_config(graph)
 
 
 class _Search:
@@ -606,51 +402,47 @@ class _Search:
         opts, h = self.opts, self.history
         assert h is not None and self.run_id is not None
         self.streak = 0
-        pool = None
-        if opts.backend == "ray":
-            from .ray_backend import RayPool
-
-            pool = RayPool(opts.workers)
-        stopped = None
+        self.timed_out = False
+        ex = self._executor()
         try:
             while True:
-                busy = pool.busy if pool else 0
-                if h.counted(self.run_id) + busy >= opts.trials:
-                    if not busy:
-                        break
-                    self._collect(study, pool, block=True)
+                if h.counted(self.run_id) + ex.busy >= opts.trials:
+                    if not ex.busy:
+                        return None
+                    self._collect(study, ex, block=True)
                     continue
-                if self.deadline is not None and time.time() > self.deadline:
-                    stopped = f"timeout after {opts.timeout:g} s"
+                if self.timed_out or (self.deadline is not None
+                                      and time.time() > self.deadline):
                     break
                 exhausted = getattr(sampler, "exhausted", None)
                 if exhausted is not None and exhausted(study):
-                    stopped = "grid exhausted: every candidate was tried"
-                    break
-                if pool is not None:
-                    self._collect(study, pool, block=busy >= pool.size)
-                    if pool.busy >= pool.size:
-                        continue
+                    return "grid exhausted: every candidate was tried"
+                self._collect(study, ex, block=ex.busy >= ex.size)
+                if ex.busy >= ex.size:
+                    continue
                 item = self._propose(study)
                 if isinstance(item, _Job):
-                    if pool is not None:
-                        pool.submit(item, self.spec, self.base_dir, self.deadline)
-                        continue
-                    item = self._run_here(study, item)
-                self._done(item)
-                if item.error == TIMED_OUT:
-                    stopped = f"timeout after {opts.timeout:g} s"
-                    break
-            while pool is not None and pool.busy:  # Ray trials stop at the deadline too
-                self._collect(study, pool, block=True)
+                    ex.submit(item)
+                else:
+                    self._done(item)
+            while ex.busy:  # running trials stop at the deadline too
+                self._collect(study, ex, block=True)
+            return f"timeout after {opts.timeout:g} s"
         except KeyboardInterrupt:
-            for job in pool.drop() if pool is not None else ():
+            for job in ex.drop():
                 self._interrupted(study, job)
             raise
         finally:
-            if pool is not None:
-                pool.close()
-        return stopped
+            ex.close()
+
+    def _executor(self) -> Any:
+        if self.opts.backend == "ray":
+            from .ray_backend import RayExecutor
+
+            return RayExecutor(self.opts.workers, self.spec, self.base_dir, self.deadline)
+        from .executors import LocalExecutor
+
+        return LocalExecutor(self.base_dir, self.deadline)
 
     def _done(self, outcome: TrialOutcome) -> None:
         assert self.history is not None and self.run_id is not None
@@ -662,19 +454,24 @@ class _Search:
                               "constraints leave too little to search",
                               hint=f"last reason: {outcome.error}")
 
-    def _collect(self, study: Any, pool: Any, *, block: bool) -> None:
+    def _collect(self, study: Any, ex: Any, *, block: bool) -> None:
+        """Record the jobs the executor finished, then tell the study."""
         assert self.history is not None
-        for job, payload in pool.finished(block=block):
+        for job, payload in ex.finished(block=block):
             for ep in payload.get("epochs", ()):
                 self.history.add_epoch(job.trial_id, **ep)
             if payload["ok"]:
-                self._done(self._finish(study, job, metrics=payload["metrics"],
-                                        model=payload["model"]))
+                out = self._finish(study, job, metrics=payload["metrics"],
+                                   model=payload["model"])
+            elif payload.get("pruned"):
+                out = self._finish(study, job, pruned=True)
             elif payload.get("deadline"):
-                self._done(self._interrupted(study, job, TIMED_OUT))
+                out = self._interrupted(study, job, TIMED_OUT)
+                self.timed_out = True
             else:
-                self._done(self._finish(study, job, error=payload["error"],
-                                        tb=payload.get("traceback")))
+                out = self._finish(study, job, error=payload["error"],
+                                   tb=payload.get("traceback"))
+            self._done(out)
 
     def _best_value(self) -> list[float] | None:
         assert self.history is not None and self.run_id is not None
@@ -703,7 +500,7 @@ class _Search:
         if broken:
             costs = graph.costs()
             return self._invalid(study, trial, choices, graph, "violates " + "; ".join(
-                broken) + " (" + ", ".join(f"{k} = {costs[k]:,}" for k in GRAPH_METRICS) + ")",
+                broken) + " (" + ", ".join(f"{k} = {costs[k]:,}" for k in COST_METRICS) + ")",
                 arch)
         cfg = trial_config(graph, self.opts.overrides)
         cfg_text = config_text(cfg, self._fingerprint(cfg))
@@ -715,26 +512,26 @@ class _Search:
                            arch_hash=arch, params=graph.params, flops=graph.flops)
         if earlier is not None:
             return self._duplicate(study, trial, trial_id, earlier, out, t0)
-        return _Job(trial, trial_id, out, graph, cfg, t0)
+        return _Job(trial, trial_id, out, graph, cfg, t0, self._on_epoch(trial, trial_id))
 
-    def _run_here(self, study: Any, job: _Job) -> TrialOutcome:
-        """Train in this process (the local backend), with per-epoch pruning."""
-        from .trainer import DeadlineReached
+    def _on_epoch(self, trial: Any, trial_id: int) -> Any:
+        """Record each epoch as it ends; report it to the pruner, which may stop the trial."""
+        from .executors import Pruned
 
-        try:
-            result = self._train(job)
-        except _Pruned:
-            return self._finish(study, job, pruned=True)
-        except DeadlineReached:
-            return self._interrupted(study, job, TIMED_OUT)
-        except KeyboardInterrupt:
-            self._interrupted(study, job)
-            raise
-        except Exception as e:  # noqa: BLE001 - any failure in training ends the trial only
-            return self._finish(study, job, error=failure_reason(e),
-                                tb=None if isinstance(e, SpecError)
-                                else traceback.format_exc(limit=20))
-        return self._finish(study, job, metrics=result.metrics, model=result.model)
+        history, watch = self.history, self.opts.objectives[0].metric
+        prune = self.opts.pruner != "none"
+        assert history is not None
+
+        def on_epoch(ep: Any) -> None:
+            history.add_epoch(trial_id, **epoch_row(ep))
+            if prune:
+                value = getattr(ep, watch)
+                if value is not None and math.isfinite(value):
+                    trial.report(float(value), ep.epoch)
+                    if trial.should_prune():
+                        raise Pruned
+
+        return on_epoch
 
     def _interrupted(self, study: Any, job: _Job, why: str = INTERRUPTED) -> TrialOutcome:
         """The trial stopped before its end (Ctrl-C, SIGTERM, the timeout): kept, not
@@ -778,24 +575,6 @@ class _Search:
                 study.tell(trial, values)
         out.duration_s = time.monotonic() - job.t0
         return out
-
-    def _train(self, job: _Job) -> Any:
-        assert self.history is not None
-        watch = self.opts.objectives[0].metric
-        prune = self.opts.pruner != "none"
-        history, trial, trial_id = self.history, job.trial, job.trial_id
-
-        def on_epoch(ep: Any) -> None:
-            history.add_epoch(trial_id, **epoch_row(ep))
-            if prune:
-                value = getattr(ep, watch)
-                if value is not None and math.isfinite(value):
-                    trial.report(float(value), ep.epoch)
-                    if trial.should_prune():
-                        raise _Pruned
-
-        return train_candidate(job.graph, job.cfg, self.base_dir, on_epoch=on_epoch,
-                               deadline=self.deadline)
 
     def _partial_metrics(self, trial_id: int, graph: Graph) -> dict[str, Any]:
         assert self.history is not None
@@ -870,36 +649,6 @@ def _setting(key: str, value: Any) -> str:
     return f"{key} {value}"
 
 
-def parsed(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A trials row with its JSON columns as Python values."""
-    out = dict(row)
-    for key in ("choices", "train_config", "metrics", "objective"):
-        if isinstance(out.get(key), str):
-            out[key] = loads(out[key])
-    return out
-
-
-def best_trials(h: History, run_id: int, objectives: list[Objective]) -> list[dict[str, Any]]:
-    """The run's best complete trial, or its Pareto front (ties: earliest first)."""
-    rows = [r for r in h.trials(run_id, ["complete"]) if r["duplicate_of"] is None]
-    if not rows:
-        return []
-    vals = {r["id"]: loads(r["objective"]) for r in rows}
-    if len(objectives) == 1:
-        o = objectives[0]
-        best = rows[0]
-        for r in rows[1:]:
-            if o.better(vals[r["id"]][0], vals[best["id"]][0]):
-                best = r
-        return [best]
-
-    def dominates(a: list[float], b: list[float]) -> bool:
-        ge = all(x == y or o.better(x, y) for o, x, y in zip(objectives, a, b, strict=True))
-        return ge and any(o.better(x, y) for o, x, y in zip(objectives, a, b, strict=True))
-
-    return [r for r in rows if not any(dominates(vals[s["id"]], vals[r["id"]]) for s in rows)]
-
-
 def _pruner(name: str) -> Any:
     import optuna
 
@@ -921,7 +670,7 @@ def _now() -> str:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

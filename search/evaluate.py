@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compiler.config import defaults
+from ..compiler.settings import defaults
 from ..compiler.values import to_json
 from ..dsl.errors import SpecError
 

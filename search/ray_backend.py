@@ -45,14 +45,16 @@ def evaluate(spec_text: str, filename: str, choices: dict[str, Any], cfg: dict[s
                                                  cfg["seed"])}
 
 
-class RayPool:
-    """Up to ``size`` candidates training at once on Ray."""
+class RayExecutor:
+    """Up to ``size`` candidates training at once on Ray workers (an executor, see
+    :mod:`autoarch.search.executors`)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, spec: Any, base_dir: Path, deadline: float | None):
         import ray
 
         self.ray = ray
         self.size = size
+        self.spec, self.base_dir, self.deadline = spec, base_dir, deadline
         self.owns = False
         if not ray.is_initialized():
             address = os.environ.get("RAY_ADDRESS")
@@ -69,11 +71,12 @@ class RayPool:
     def busy(self) -> int:
         return len(self.jobs)
 
-    def submit(self, job: Any, spec: Any, base_dir: Path, deadline: float | None) -> None:
+    def submit(self, job: Any) -> None:
         from ..compiler.spec import to_jsonable
 
-        ref = self.task.remote(spec.source, spec.filename, to_jsonable(job.out.choices),
-                               dict(job.cfg), str(base_dir), deadline)
+        ref = self.task.remote(self.spec.source, self.spec.filename,
+                               to_jsonable(job.out.choices), dict(job.cfg), str(self.base_dir),
+                               self.deadline)
         self.jobs[ref] = job
 
     def finished(self, *, block: bool) -> list[tuple[Any, dict[str, Any]]]:

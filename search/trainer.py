@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backends.torch.init import mup_param_groups
-from ..compiler.config import OPTIMIZERS, defaults
+from ..compiler.settings import OPTIMIZERS, SCHEDULES, defaults
 from ..compiler.values import Symbol, SymbolCall
 from ..dsl.errors import SpecError, suggest
 from .data import Dataset
@@ -131,9 +131,10 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
     device = _device(cfg["device"])
     clip = cfg.get("grad_clip")
     cosine = _name(cfg["schedule"]) == "cosine"
-    if _name(cfg["schedule"]) not in ("cosine", "constant"):
+    if _name(cfg["schedule"]) not in SCHEDULES:
         raise SpecError(f"unknown schedule '{_name(cfg['schedule'])}'",
-                        hint="expected cosine or constant")
+                        hint=suggest(_name(cfg["schedule"]), SCHEDULES,
+                                     listing="expected one of"))
 
     torch.manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)

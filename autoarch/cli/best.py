@@ -23,8 +23,9 @@ def best(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Show the run's best trial (the Pareto front for several objectives); -o saves it."""
-    from autoarch.search.engine import best_trials, objectives_of_text
     from autoarch.search.history import History, unreadable
+    from autoarch.search.options import objectives_of_text
+    from autoarch.search.results import best_trials
 
     h = History(db, readonly=True)
     try:

@@ -19,8 +19,9 @@ def history(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """List runs (best, trials done, status); with --run, every trial of that run."""
-    from autoarch.search.engine import best_trials, objectives_of_text
     from autoarch.search.history import History, unreadable
+    from autoarch.search.options import objectives_of_text
+    from autoarch.search.results import best_trials
 
     h = History(db, readonly=True)
     try:

@@ -86,7 +86,8 @@ def search_(
 ) -> None:
     """Search the spec's space: train candidates and record every trial in --db."""
     import autoarch
-    from autoarch.search.engine import SearchInterrupted, objectives_of
+    from autoarch.search.engine import SearchInterrupted
+    from autoarch.search.options import objectives_of
 
     spec = load_spec(file)
     objectives = objectives_of(spec.search_config()["objective"])

@@ -33,7 +33,7 @@ MAX_FILE_BYTES = 8 * limits.MAX_PARAMS + 64 * 2**20
 def save_model(model: nn.Module, spec: Spec, choices: dict[str, Any],
                path: str | Path | BinaryIO, *, seed: int | None = None) -> None:
     """Write the model dict to ``path`` (a file name or a binary file object)."""
-    from ... import __version__
+    from ..._version import __version__
 
     torch.save({
         "format": FORMAT, "version": __version__, "spec": spec.source,

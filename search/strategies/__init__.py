@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ...compiler.config import STRATEGIES
+from ...compiler.settings import STRATEGIES
 from ...dsl.errors import SpecError, suggest
 
 #: strategy name -> module of this package (``oneshot`` trains a supernet instead)

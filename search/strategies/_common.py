@@ -28,6 +28,8 @@ from optuna.samplers import BaseSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autoarch.dsl.errors import CommandError
+
 if TYPE_CHECKING:
     from optuna.study import Study
 
@@ -76,11 +78,23 @@ class TrialSeeded:
         super().before_trial(study, trial)  # type: ignore[misc]
 
 
+class SingleObjectiveError(CommandError, ValueError):
+    """A single-objective strategy (or pruner) given several objectives.
+
+    A one-line user error, and a ValueError, as Optuna's samplers raise for a study
+    they cannot serve.
+    """
+
+
+def single_objective(who: str, n_objectives: int) -> None:
+    """The one check that ``who`` (a strategy, a sampler, a pruner) gets one objective."""
+    if n_objectives > 1:
+        raise SingleObjectiveError(f"{who} is single-objective; use nsga2 or tpe for "
+                                   f"several objectives (this search has {n_objectives})")
+
+
 def check_single_objective(study: Study, who: str) -> None:
-    n = len(study.directions)
-    if n > 1:
-        raise ValueError(f"{who} is single-objective, but this study has {n} objectives; "
-                         "use NSGA-II (nsga2) or TPE for several objectives")
+    single_objective(who, len(study.directions))
 
 
 def vkey(v: Any) -> tuple[bool, Any]:
@@ -243,11 +257,7 @@ def trial_key(study: Study, trial: FrozenTrial) -> tuple[int, int, int]:
 
 
 def single_objective_only(strategy: str, n_objectives: int) -> None:
-    if n_objectives > 1:
-        from autoarch.dsl.errors import SpecError
-
-        raise SpecError(f"strategy {strategy} is single-objective; use nsga2 or tpe for a "
-                        "list of objectives")
+    single_objective(f"strategy {strategy}", n_objectives)
 
 
 class StatelessSampler(BaseSampler):

@@ -278,7 +278,7 @@ def test_aux_loss_is_added_with_coefficient(digits):
 
 
 def test_moe_block_gradient_includes_its_aux_loss(digits):
-    from autoarch.backends.torch.blocks import MixtureOfExperts
+    from autoarch.backends.torch.mlp import MixtureOfExperts
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 16), MixtureOfExperts(16, 4, 1, 32, True),

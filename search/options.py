@@ -1,0 +1,171 @@
+"""What one search does: its settings, objectives and overrides, checked before it runs.
+
+The spec's `search` block gives the defaults; arguments (the CLI's flags) override
+them. ``--epochs`` and ``--data`` become :class:`~autoarch.search.evaluate.Overrides`
+of every trial's training settings. Everything here is checked before the history
+database is opened, so a mistake writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..compiler.settings import EPOCH_METRICS
+from ..compiler.spec import Spec
+from ..compiler.values import Symbol, SymbolCall
+from ..dsl.errors import CommandError, SpecError
+from .evaluate import Overrides
+from .history import loads
+
+
+class SearchError(CommandError):
+    """The search itself cannot run (as opposed to a trial failing).
+
+    One line, or a located diagnostic when it points into the spec.
+    """
+
+
+@dataclass(frozen=True)
+class Objective:
+    direction: str  # "maximize" | "minimize"
+    metric: str
+
+    def __str__(self) -> str:
+        return f"{self.direction}({self.metric})"
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+    @property
+    def worst(self) -> float:
+        return -math.inf if self.direction == "maximize" else math.inf
+
+
+def objectives_of(value: Any) -> list[Objective]:
+    items = value if isinstance(value, tuple) else (value,)
+    return [Objective(it.name, it.args[0].name) for it in items]
+
+
+def objectives_of_text(text: str) -> list[Objective]:
+    """Objectives as a run row stores them (``["maximize(val_accuracy)"]``)."""
+    out = []
+    for item in loads(text):
+        direction, _, rest = item.partition("(")
+        out.append(Objective(direction, rest.rstrip(")")))
+    return out
+
+
+@dataclass
+class Options:
+    """What one search does; the spec's `search` block, overridden by arguments."""
+
+    strategy: str
+    trials: int
+    objectives: list[Objective]
+    seed: int
+    timeout: float | None
+    pruner: str
+    backend: str
+    workers: int
+    overrides: Overrides = field(default_factory=Overrides)
+
+    @property
+    def epochs(self) -> int | None:
+        return self.overrides.epochs
+
+    def settings(self) -> dict[str, Any]:
+        """What a resumed run must keep: settings that change what trials mean."""
+        return {"strategy": self.strategy, "objectives": [str(o) for o in self.objectives],
+                "seed": self.seed, "pruner": self.pruner, **self.overrides.to_json()}
+
+
+def overrides_of(epochs: Any, data: Any) -> Overrides:
+    from ..compiler.settings import check_setting
+
+    if epochs is not None:
+        try:
+            epochs = check_setting("train", "epochs", epochs, None, None)  # type: ignore[arg-type]
+        except SpecError as e:
+            raise CommandError(f"--{e.message}") from None
+    if data is not None:
+        data = data_value(data)
+    return Overrides(epochs=epochs, data=data)
+
+
+def data_value(data: Any) -> Any:
+    """A data set given outside the spec (``--data``): a name, spec text, or a value.
+
+    Relative file paths are made absolute from the current folder.
+    """
+    from ..compiler.spec import loads as load_spec_text
+
+    if isinstance(data, str):
+        text = data.strip()
+        if not text or any(c in text for c in "{}\n\r"):
+            raise CommandError(f"--data {data!r} is not one data value",
+                               hint='give a bundled name such as digits, or '
+                                    'csv("file.csv", target = "label") or npz("file.npz")')
+        source = f"model data_(x: [1]) -> [1] {{\n  return x\n}}\ntrain {{ data = {text} }}\n"
+        try:
+            data = load_spec_text(source, "--data").train_config()["data"]
+        except SpecError as e:
+            raise CommandError(f"--data {text}: {e.message}",
+                               hint=e.hint or 'a bundled name such as digits, or '
+                                              'csv("file.csv", target = "label")') from None
+    if isinstance(data, SymbolCall) and data.args and isinstance(data.args[0], str):
+        path = str(Path(data.args[0]).expanduser().resolve())
+        data = SymbolCall(data.name, (path, *data.args[1:]), data.kwargs)
+    if not isinstance(data, Symbol | SymbolCall):
+        raise CommandError(f"data must be a bundled data set name or spec text, got "
+                           f"{type(data).__name__}")
+    return data
+
+
+_NO_OVERRIDES = Overrides()
+
+
+def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any) -> Options:
+    from ..compiler.settings import check_setting
+
+    cfg = spec.search_config()
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in ("strategy", "pruner", "backend"):
+            if not isinstance(value, str):
+                raise CommandError(f"--{key} takes a name, got {value!r}")
+            value = Symbol(value)
+        try:
+            cfg[key] = check_setting("search", key, value, None, None)  # type: ignore[arg-type]
+        except SpecError as e:
+            raise CommandError(f"--{e.message}", hint=e.hint) from None
+    opts = Options(strategy=cfg["strategy"].name, trials=cfg["trials"],
+                   objectives=objectives_of(cfg["objective"]), seed=cfg["seed"],
+                   timeout=cfg["timeout"], pruner=cfg["pruner"].name,
+                   backend=cfg["backend"].name, workers=cfg["workers"], overrides=overrides)
+    if opts.pruner != "none":
+        from .strategies._common import single_objective
+
+        single_objective(f"pruner {opts.pruner}", len(opts.objectives))
+        if opts.objectives[0].metric not in EPOCH_METRICS:
+            raise SearchError(f"a pruner watches a metric measured every epoch, not "
+                              f"{opts.objectives[0].metric}",
+                              hint="one of " + ", ".join(EPOCH_METRICS))
+    if opts.backend == "ray":
+        if opts.pruner != "none":
+            raise SearchError("a pruner runs with the local backend only; Ray trials report "
+                              "their epochs when they end", hint="set pruner = none, or "
+                              "backend = local")
+        if importlib.util.find_spec("ray") is None:
+            raise CommandError("backend ray needs Ray, which is not installed",
+                               hint="pip install 'autoarch[ray]', or use --backend local")
+    return opts
+
+
+def spec_hash(spec: Spec) -> str:
+    return hashlib.sha256(spec.source.encode()).hexdigest()[:16]
