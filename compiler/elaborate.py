@@ -11,7 +11,7 @@ the modes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -24,7 +24,6 @@ from ..dsl.errors import (
     SpecNameError,
     SpecTypeError,
     SpecValueError,
-    closest,
     suggest,
 )
 from . import arith, limits, ops, settings
@@ -69,8 +68,12 @@ class CallTarget(enum.Enum):
     SYMBOL = "symbol"
 
 
-class Evaluator:
+class Evaluator(ast.Visitor):
     """Evaluates a checked program; ``mode`` decides what the run produces.
+
+    An :class:`~autoarch.dsl.ast.Visitor`: ``visit(e)`` evaluates an expression and
+    returns its value, ``visit(s)`` executes a statement; a node with no
+    ``visit_<Class>`` here is an internal error (``generic_visit`` raises).
 
     Public methods are those of :class:`~.modes.EvaluatorView` (what modes may
     use), plus :meth:`run` and :meth:`evaluate`.
@@ -104,12 +107,8 @@ class Evaluator:
         self._nesting = 1
         self._loop_counts: dict[Span, int] = {}
         self._unknown = self.unknown
-        self._eval = {
-            ast.Number: self._literal, ast.String: self._literal, ast.Bool: self._literal,
-            ast.Name: self._name, ast.ListExpr: self._list, ast.Call: self._call,
-            ast.BinOp: self._binop, ast.UnaryOp: self._unary, ast.Compare: self._compare,
-            ast.IfExp: self._ifexp,
-        }
+        #: per node class, its ``visit_`` method bound to this evaluator (bound once)
+        self._handlers: dict[type, Callable[[Any], Any]] = {}
 
     def bindings(self) -> Mapping[str, Any]:
         """The local names bound here (a read-only view)."""
@@ -140,7 +139,7 @@ class Evaluator:
         for part in scope:
             self._push(part)
         try:
-            return self.eval(expr)
+            return self.visit(expr)
         except SpecError as e:
             raise e.with_source(self.p.source) from None
         finally:
@@ -150,13 +149,13 @@ class Evaluator:
     def _run(self) -> Settings:
         p, mode = self.p, self.mode
         for let in p.lets:
-            self._globals[let.name] = self.eval(let.value)
+            self._globals[let.name] = self.visit(let.value)
         m = p.model
         self._push(m.name)
         self._env = {m.input_name: mode.model_input(self, m, self.shape_of(m.input_shape))}
         self.exec_body(m.body[:-1])
         ret: ast.Return = m.body[-1]  # type: ignore[assignment]
-        value = self.eval(ret.value)
+        value = self.visit(ret.value)
         out_shape = self.shape_of(m.output_shape)
         if not is_tensor(value):
             raise SpecTypeError(f"a model returns a tensor, got {type_name(value)}",
@@ -173,7 +172,7 @@ class Evaluator:
             for s in blk.settings:
                 if s.name in target:
                     raise SpecError(f"{word} setting '{s.name}' is given twice", s.span)
-                target[s.name] = settings.check_setting(word, s.name, self.eval(s.value),
+                target[s.name] = settings.check_setting(word, s.name, self.visit(s.value),
                                                       s.value.span, s.span)
             self._pop()
         return out
@@ -208,28 +207,32 @@ class Evaluator:
     # ---- statements --------------------------------------------------------
 
     def exec_body(self, stmts: tuple[ast.Stmt, ...]) -> None:
-        step = self._step
+        step, visit = self._step, self.visit
         for s in stmts:
             if step is not None:  # each pass of an analysis re-runs every statement
                 step(s.span)
-            t = type(s)
-            if t is ast.Assign or t is ast.Let:
-                self._env[s.name] = self.eval(s.value)  # type: ignore[union-attr]
-            elif t is ast.Repeat:
-                self.mode.repeat(self, s, self.p.names[id(s)])  # type: ignore[arg-type]
-            elif t is ast.With:
-                self.exec_with(s)  # type: ignore[arg-type]
-            elif t is ast.Require:
-                self.mode.require(self, s, self.eval(s.cond))  # type: ignore[union-attr]
+            visit(s)
 
-    def exec_with(self, s: ast.With) -> None:
+    def visit_Let(self, s: ast.Let) -> None:
+        self._env[s.name] = self.visit(s.value)
+
+    def visit_Assign(self, s: ast.Assign) -> None:
+        self._env[s.name] = self.visit(s.value)
+
+    def visit_Repeat(self, s: ast.Repeat) -> None:
+        self.mode.repeat(self, s, self.p.names[id(s)])
+
+    def visit_Require(self, s: ast.Require) -> None:
+        self.mode.require(self, s, self.visit(s.cond))
+
+    def visit_With(self, s: ast.With) -> None:
         new = dict(self.defaults)
         allowed = ops.attribute_names()
         for b in s.bindings:
             if b.name not in allowed:
                 raise SpecNameError(f"no op takes an argument '{b.name}' for `with` to default",
                                     b.span, hint=suggest(b.name, allowed))
-            value = self.eval(b.value)
+            value = self.visit(b.value)
             self.check_default(b.name, value, b.value.span)
             new[b.name] = (value, b.value.span)
         saved, self.defaults = self.defaults, new
@@ -258,7 +261,7 @@ class Evaluator:
 
     def run_repeat(self, s: ast.Repeat, name: str) -> None:
         """Evaluate the count, then run that many iterations (the plain meaning)."""
-        count = self.concrete(self.eval(s.count), s.count.span)
+        count = self.concrete(self.visit(s.count), s.count.span)
         if isinstance(count, float) and count.is_integer():
             count = int(count)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -296,13 +299,33 @@ class Evaluator:
 
     # ---- expressions -------------------------------------------------------
 
-    def eval(self, e: ast.Expr) -> Any:
-        return self._eval[type(e)](e)
+    def visit(self, node: ast.Node) -> Any:  # type: ignore[override]
+        """Evaluate an expression (to its value) or execute a statement.
 
-    def _literal(self, e: ast.Number | ast.String | ast.Bool) -> Any:
+        The dispatch of :class:`~autoarch.dsl.ast.Visitor`, with each method bound
+        once per evaluator rather than per call: every expression passes here.
+        """
+        handler = self._handlers.get(type(node))
+        if handler is None:
+            method = self._method_for(type(node))
+            handler = self._handlers[type(node)] = method.__get__(self)
+        return handler(node)
+
+    def generic_visit(self, node: ast.Node, *args: Any) -> Any:
+        # a node the evaluator has no method for: a bug here, not in the spec
+        name = type(node).__name__
+        raise TypeError(f"internal: the evaluator has no visit_{name} for node {name}")
+
+    def visit_Number(self, e: ast.Number) -> Any:
         return e.value
 
-    def _name(self, e: ast.Name) -> Any:
+    def visit_String(self, e: ast.String) -> Any:
+        return e.value
+
+    def visit_Bool(self, e: ast.Bool) -> Any:
+        return e.value
+
+    def visit_Name(self, e: ast.Name) -> Any:
         v = self._env.get(e.id, _MISSING)
         if v is _MISSING:
             v = self._globals.get(e.id, _MISSING)
@@ -312,33 +335,23 @@ class Evaluator:
                 return Symbol(e.id)
         return v
 
-    def _list(self, e: ast.ListExpr) -> tuple[Any, ...]:
-        return tuple(self.eval(x) for x in e.items)
+    def visit_ListExpr(self, e: ast.ListExpr) -> tuple[Any, ...]:
+        return tuple(self.visit(x) for x in e.items)
 
     def unknown(self, sym: Symbol, span: Span) -> SpecNameError:
         """A bare name used as a value: it is not bound here (so it reads as a symbol)."""
-        known = list(self._env) + list(self._globals)
-        near = closest(sym.name, known)
-        if near:
-            hint = "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
-        elif known:
-            shown = sorted(known)
-            hint = "names bound here: " + ", ".join(shown[:12]) + (", ..." if len(shown) > 12
-                                                                  else "")
-        else:
-            hint = "no names are bound here"
-        return SpecNameError(f"unknown name '{sym.name}'", span, hint=hint)
+        return arith.unknown_name(sym, span, list(self._env) + list(self._globals))
 
-    def _binop(self, e: ast.BinOp) -> Any:
+    def visit_BinOp(self, e: ast.BinOp) -> Any:
         op = e.op
         if op == "and" or op == "or":
-            left = self.concrete(self.eval(e.left), e.left.span)
+            left = self.concrete(self.visit(e.left), e.left.span)
             if type(left) is Symbol:
                 raise self.unknown(left, e.left.span)
             if arith.truth(left, e.left.span) == (op == "or"):
                 return left
-            return self.eval(e.right)
-        a, b = self.eval(e.left), self.eval(e.right)
+            return self.visit(e.right)
+        a, b = self.visit(e.left), self.visit(e.right)
         ta, tb = type(a), type(b)
         if ta is Symbol and op in "+-*/%" and tb is not Symbol:
             raise self.unknown(a, e.left.span)
@@ -379,8 +392,8 @@ class Evaluator:
         return self._op(self, OpApplication(spec, span, None, None, None, values,
                                                 self.defaults, None))
 
-    def _unary(self, e: ast.UnaryOp) -> Any:
-        v = self.eval(e.operand)
+    def visit_UnaryOp(self, e: ast.UnaryOp) -> Any:
+        v = self.visit(e.operand)
         if type(v) is Abstract and not is_tensor(v):
             if e.op == "not":
                 self.concrete(v, e.span)
@@ -394,8 +407,8 @@ class Evaluator:
             raise self.unknown(v, e.operand.span)
         return arith.unary(e.op, v, e.span)
 
-    def _compare(self, e: ast.Compare) -> Any:
-        values = [self.eval(x) for x in e.operands]
+    def visit_Compare(self, e: ast.Compare) -> Any:
+        values = [self.visit(x) for x in e.operands]
         for v, x in zip(values, e.operands, strict=True):
             if is_tensor(v):
                 raise SpecTypeError("tensors cannot be compared", x.span)
@@ -406,11 +419,11 @@ class Evaluator:
                 return False
         return True
 
-    def _ifexp(self, e: ast.IfExp) -> Any:
-        test = self.concrete(self.eval(e.test), e.test.span)
+    def visit_IfExp(self, e: ast.IfExp) -> Any:
+        test = self.concrete(self.visit(e.test), e.test.span)
         if type(test) is Symbol:
             raise self.unknown(test, e.test.span)
-        return self.eval(e.body if arith.truth(test, e.test.span) else e.orelse)
+        return self.visit(e.body if arith.truth(test, e.test.span) else e.orelse)
 
     def concrete(self, v: Any, span: Span) -> Any:
         """The value itself; an unknown one goes to the mode (analysis forks on it)."""
@@ -420,7 +433,7 @@ class Evaluator:
 
     # ---- calls -------------------------------------------------------------
 
-    def _call(self, e: ast.Call) -> Any:
+    def visit_Call(self, e: ast.Call) -> Any:
         target = self.p.targets.get(id(e))
         if target is None:
             target = self.p.targets[id(e)] = self.resolve(e)
@@ -436,8 +449,8 @@ class Evaluator:
             return self._decision(self, e, dec)
         if kind is _DEF:
             return self.call_def(e, obj)
-        args = tuple(self.eval(a.value) for a in e.args if a.kind == "pos")
-        kwargs = tuple((a.name, self.eval(a.value)) for a in e.args if a.kind == "kw")
+        args = tuple(self.visit(a.value) for a in e.args if a.kind == "pos")
+        kwargs = tuple((a.name, self.visit(a.value)) for a in e.args if a.kind == "kw")
         return SymbolCall(e.func, args, kwargs)  # type: ignore[arg-type]
 
     def resolve(self, e: ast.Call) -> tuple[CallTarget, Any]:
@@ -457,10 +470,10 @@ class Evaluator:
         env: dict[str, Any] = {}
         pos = [a for a in e.args if a.kind == "pos"]
         for prm, a in zip(d.params, pos, strict=False):
-            env[prm.name] = self.eval(a.value)
+            env[prm.name] = self.visit(a.value)
         for a in e.args:
             if a.kind == "kw":
-                env[a.name] = self.eval(a.value)  # type: ignore[index]
+                env[a.name] = self.visit(a.value)  # type: ignore[index]
         saved = self._env
         self._env = env
         self._push(self.p.names[id(e)])
@@ -469,11 +482,11 @@ class Evaluator:
         try:
             for prm in d.params:
                 if prm.name not in env:
-                    env[prm.name] = self.eval(prm.default)  # type: ignore[arg-type]
+                    env[prm.name] = self.visit(prm.default)  # type: ignore[arg-type]
             if d.expr is not None:
-                return self.eval(d.expr)
+                return self.visit(d.expr)
             self.exec_body(d.body[:-1])  # type: ignore[index]
-            return self.eval(d.body[-1].value)  # type: ignore[index, union-attr]
+            return self.visit(d.body[-1].value)  # type: ignore[index, union-attr]
         finally:
             self._pop()
             self._env = saved
@@ -482,7 +495,7 @@ class Evaluator:
         plan = self.p.plans.get(id(e))
         if plan is None:
             plan = self.p.plans[id(e)] = Plan.make(e, spec)
-        args = [self.eval(x) for x in plan.exprs]
+        args = [self.visit(x) for x in plan.exprs]
         if self._abstract_ops:  # sampling: only the decisions matter; a build checks ops
             return ATENSOR
         return self._op(self, OpApplication(spec, e.span, e, plan, args, None, self.defaults,
@@ -502,10 +515,10 @@ class Evaluator:
         """The value of decision ``e`` when ``value`` is chosen (evaluates the alternative)."""
         f = e.func
         if f == "choice":
-            return self.eval(e.args[_index(dec, value)].value)
+            return self.visit(e.args[_index(dec, value)].value)
         if f == "optional":
             inner: ast.Call = e.args[0].value  # type: ignore[assignment]
-            return self.eval(inner if value else inner.positional[0].value)
+            return self.visit(inner if value else inner.positional[0].value)
         return value
 
 

@@ -154,3 +154,12 @@ def test_evaluate_expr_reads_constraints_against_given_costs(params: int, holds:
     value: Any = evaluate_expr(spec.program, c.expr, env={"params": params},
                                globals=spec.program.constants)
     assert value is holds
+
+
+def test_the_evaluator_refuses_a_node_it_has_no_method_for():
+    spec = autoarch.loads(HAND_COUNTED, "hand.spec")
+    ev = Evaluator(spec.program, CountOps())
+    span = spec.program.model.span
+    with pytest.raises(TypeError, match="no visit_Param"):  # a node no run evaluates
+        ev.visit(spec_ast.Param(span, "p", None))
+    assert ev.visit(spec_ast.Number(span, 7)) == 7
