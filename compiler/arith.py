@@ -28,11 +28,28 @@ def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def unknown_name(sym: Symbol, span: Span, known: list[str] | None = None) -> SpecNameError:
-    from ..dsl.errors import suggest
+def unknown_name(sym: Symbol | str, span: Span,
+                 known: list[str] | None = None) -> SpecNameError:
+    """The one "unknown name" error: a bare name that is bound nowhere it is used.
 
-    return SpecNameError(f"unknown name '{sym.name}'", span,
-                         hint=suggest(sym.name, known or []) if known else None)
+    With ``known`` (the names bound there), the hint names the closest ones, or
+    lists what is bound.
+    """
+    from ..dsl.errors import closest
+
+    name = sym if isinstance(sym, str) else sym.name
+    hint = None
+    if known is not None:
+        near = closest(name, known)
+        if near:
+            hint = "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+        elif known:
+            shown = sorted(known)
+            hint = "names bound here: " + ", ".join(shown[:12]) + (", ..." if len(shown) > 12
+                                                                  else "")
+        else:
+            hint = "no names are bound here"
+    return SpecNameError(f"unknown name '{name}'", span, hint=hint)
 
 
 def binop(op: str, a: Any, b: Any, span: Span) -> Any:

@@ -47,7 +47,7 @@ class Program:
     labels: dict[int, list[Any]] = field(default_factory=dict)
     #: full decision name -> Decision, filled as elaboration meets them
     decisions: dict[str, Any] = field(default_factory=dict)
-    #: id(call) -> what it calls (see Elaborator.resolve)
+    #: id(call) -> what it calls (see Evaluator.resolve)
     targets: dict[int, Any] = field(default_factory=dict)
     #: id(op call) -> its argument binding plan (see opcalls.Plan)
     plans: dict[int, Any] = field(default_factory=dict)

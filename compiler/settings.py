@@ -15,7 +15,7 @@ from typing import Any
 
 from ..dsl.errors import Span, SpecNameError, SpecTypeError, SpecValueError, suggest
 from . import limits
-from .arith import is_number
+from .arith import is_number, unknown_name
 from .values import Abstract, Symbol, SymbolCall, type_name
 
 #: the decision builtins: every one makes a decision where it is evaluated
@@ -70,7 +70,7 @@ def _show(v: Any) -> str:
 def _not_symbol(v: Any, span: Span) -> None:
     """A bare name where a number or list is wanted is an unbound name, not a symbol."""
     if isinstance(v, Symbol):
-        raise SpecNameError(f"unknown name '{v.name}'", span)
+        raise unknown_name(v, span)
 
 
 def _int(lo: int, hi: int | None = None) -> Check:

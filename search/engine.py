@@ -25,8 +25,7 @@ from typing import Any
 from ..compiler.deciders import OptunaDecider, RandomDecider
 from ..compiler.graph import Graph
 from ..compiler.settings import COST_METRICS, EPOCH_METRICS
-from ..compiler.spec import Spec
-from ..compiler.values import to_json
+from ..compiler.spec import Spec, to_jsonable
 from ..dsl.errors import Span, SpecError
 from .evaluate import config_text, epoch_row, located_reason, model_bytes, trial_config
 from .history import INTERRUPTED, History, dumps, loads
@@ -504,7 +503,7 @@ class _Search:
                 arch)
         cfg = trial_config(graph, self.opts.overrides)
         cfg_text = config_text(cfg, self._fingerprint(cfg))
-        base = dict(choices=dumps(_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
+        base = dict(choices=dumps(to_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
                     params=graph.params, flops=graph.flops)
         earlier = h.evaluated(self.run_id, arch, cfg_text)
         trial_id = h.start_trial(self.run_id, trial.number, **base)
@@ -587,7 +586,7 @@ class _Search:
                  reason: str, arch: str | None = None) -> TrialOutcome:
         h = self.history
         assert h is not None and self.run_id is not None
-        trial_id = h.start_trial(self.run_id, trial.number, choices=dumps(_jsonable(choices)),
+        trial_id = h.start_trial(self.run_id, trial.number, choices=dumps(to_jsonable(choices)),
                                  arch_hash=arch, params=graph.params if graph else None,
                                  flops=graph.flops if graph else None)
         h.finish_trial(trial_id, "invalid", error=reason, duration_s=0.0)
@@ -657,10 +656,6 @@ def _pruner(name: str) -> Any:
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     return optuna.pruners.NopPruner()
-
-
-def _jsonable(choices: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: to_json(v) for k, v in choices.items()}
 
 
 def _now() -> str:

@@ -416,10 +416,12 @@ class History:
     @_translated
     def add_candidate(self, graph: Any, run_id: int) -> str:
         """Record the graph's architecture once; returns its hash."""
+        from ..compiler.spec import to_jsonable
+
         h = graph.hash
         with self.transaction():
             self.db["candidates"].insert({
-                "arch_hash": h, "model": graph.model, "choices": dumps(_jsonable(graph.choices)),
+                "arch_hash": h, "model": graph.model, "choices": dumps(to_jsonable(graph.choices)),
                 "graph": dumps(graph.to_json()), "params": graph.params,
                 "trainable_params": graph.trainable_params,
                 "nonzero_params": graph.nonzero_params, "flops": graph.flops,
@@ -818,12 +820,6 @@ def _same_file(st: os.stat_result, path: Path) -> bool:
     except FileNotFoundError:
         return False
     return (st.st_dev, st.st_ino) == (now_st.st_dev, now_st.st_ino)
-
-
-def _jsonable(choices: dict[str, Any]) -> dict[str, Any]:
-    from ..compiler.values import to_json
-
-    return {k: to_json(v) for k, v in choices.items()}
 
 
 def _seconds(start: str | None, end: str) -> float | None:
