@@ -417,8 +417,8 @@ class _Search:
                 if exhausted is not None and exhausted(study):
                     return "grid exhausted: every candidate was tried"
                 self._collect(study, ex, block=ex.busy >= ex.size)
-                if ex.busy >= ex.size:
-                    continue
+                if ex.busy >= ex.size or self.timed_out:
+                    continue  # (what was collected may have ended the search)
                 item = self._propose(study)
                 if isinstance(item, _Job):
                     ex.submit(item)
