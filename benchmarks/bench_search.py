@@ -117,10 +117,7 @@ def efficiency(seeds: int, budget: int, random_budget: int) -> None:
                 t0 = time.perf_counter()
                 res = autoarch.search(spec, strategy=strategy, trials=trials, seed=seed,
                                       db=Path(tmp) / f"{strategy}-{seed}.db")
-                acc = res.best[0]["objective"]
-                import json
-
-                results.setdefault(strategy, []).append(json.loads(acc)[0])
+                results.setdefault(strategy, []).append(res.best[0]["objective"][0])
                 distinct = sum(o.duplicate_of is None for o in res.outcomes
                                if o.state != "invalid")
                 print(f"    {strategy:>9} seed {seed}: best {results[strategy][-1]:.4f} "
