@@ -9,7 +9,7 @@ import typer
 
 from autoarch.dsl.errors import CommandError, SpecError
 
-from ._common import print_json, write_output
+from ._common import check_output_path, print_json, write_output
 from ._console import out
 from ._runs import best_table
 
@@ -27,6 +27,8 @@ def best(
     from autoarch.search.options import objectives_of_text
     from autoarch.search.results import best_trials
 
+    if output:
+        check_output_path(output)  # a bad -o fails before anything is printed
     h = History(db, readonly=True)
     try:
         r, chosen = _the_run(h, db, run)
