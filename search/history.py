@@ -492,15 +492,6 @@ class History:
             f"{self._RAN}", [run_id, arch_hash, train_config], order_by="number", limit=1))
         return rows[0] if rows else None
 
-    @_translated
-    def interrupt_running(self, run_id: int) -> list[dict[str, Any]]:
-        """Mark trials left ``running`` (by a killed process) failed: "interrupted"."""
-        with self.transaction():
-            rows = self.trials(run_id, ["running"])
-            for r in rows:
-                self.finish_trial(r["id"], "failed", error=INTERRUPTED)
-        return rows
-
     # -- weights
 
     @_translated
