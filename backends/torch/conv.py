@@ -68,7 +68,7 @@ class SamePool2d(nn.Module):
         return F.avg_pool2d(F.pad(x, self.pad), k, s) * (k * k) / self.cells
 
 
-@lowering("conv")
+@lowering("conv", sliced=("out",))
 def _conv(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     mod = SameConv2d(n["in_shapes"][0], a["out"], a["kernel"], a["stride"], a["bias"])

@@ -152,7 +152,7 @@ def kan_layer(basis: str, i: int, o: int, a: dict[str, Any]) -> nn.Module:
     return ReLUKAN(i, o, a["grid"], a["order"], a["bias"])
 
 
-@lowering("kan")
+@lowering("kan", sliced=("out", "hidden"))
 def _kan(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     widths = kan_widths(op_call(n))

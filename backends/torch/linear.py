@@ -10,7 +10,7 @@ from torch import nn
 from .lower import Emitter, lowering
 
 
-@lowering("linear")
+@lowering("linear", sliced=("out",))
 def _linear(em: Emitter, n: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     return em.module(nn.Linear(n["in_shapes"][0][-1], a["out"], bias=a["bias"]), xs[0])

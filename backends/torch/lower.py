@@ -33,14 +33,27 @@ class LoweringError(SpecError):
     """An op of the candidate has no torch lowering (yet)."""
 
 
-def lowering(*names: str) -> Callable[[Lowering], Lowering]:
-    """Register a function as the torch lowering of the ops ``names`` (once each)."""
+#: op name -> the attributes a supernet shares by first-k slicing (docs/oneshot.md)
+SLICED: dict[str, tuple[str, ...]] = {}
+
+
+def lowering(*names: str, sliced: tuple[str, ...] = ()) -> Callable[[Lowering], Lowering]:
+    """Register a function as the torch lowering of the ops ``names`` (once each).
+
+    ``sliced`` names the attributes that only change sizes: a supernet keeps one
+    module for all their values, at the largest, and a path takes the first k of
+    every axis of its weights. Its other attributes give each value its own module.
+    """
     def register(fn: Lowering) -> Lowering:
         for name in names:
             spec = ops.lookup(name)
             if spec.lower is not None:
                 raise ValueError(f"op {name!r} already has a lowering")
+            unknown = set(sliced) - {a.name for a in spec.args}
+            if unknown:
+                raise ValueError(f"op {name!r} has no argument {sorted(unknown)[0]!r}")
             spec.lower = fn
+            SLICED[name] = tuple(sliced)
         return fn
 
     return register
@@ -66,6 +79,9 @@ class Emitter:
         self.graph = fx.Graph()
         self.root = nn.Module()
         self.node: dict[str, Any] = {}
+        self.node_id = -1
+        #: submodule name -> (IR node id, its rank among that node's submodules)
+        self.owners: dict[str, tuple[int, int]] = {}
         self._names: set[str] = set()
 
     def module(self, mod: nn.Module, *inputs: fx.Node) -> fx.Node:
@@ -85,6 +101,8 @@ class Emitter:
             mod.requires_grad_(False)
         name = self._unique(_module_name(self.node))
         self.root.add_module(name, mod)
+        rank = sum(1 for nid, _ in self.owners.values() if nid == self.node_id)
+        self.owners[name] = (self.node_id, rank)
         return self.graph.call_module(name, tuple(inputs))
 
     def function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
@@ -128,10 +146,11 @@ def lower_graph(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
             spec = ops.lookup(op)
             if spec.lower is None:
                 raise LoweringError(f"op '{op}' has no torch lowering yet", nd["span"])
-            em.node = nd
+            em.node, em.node_id = nd, i
             values[i] = spec.lower(em, nd, inputs)
     module = fx.GraphModule(em.root, em.graph, class_name=_class_name(graph.model))
     module.autoarch_choices = dict(graph.choices)
+    module.autoarch_owners = em.owners
     # the feature shapes the model declares (batch excluded): what the trainer checks
     # its data against before training
     module.autoarch_input_shape = next(tuple(nodes[i]["shape"]) for i in range(len(graph))

@@ -89,27 +89,27 @@ class MixtureOfExperts(nn.Module):
         return out.reshape(x.shape)
 
 
-@lowering("mlp")
+@lowering("mlp", sliced=("hidden", "expand", "out"))
 def _mlp(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     d, hidden, out = mlp_dims(op_call(n))
     return em.module(MLP(d, hidden, out, a["act"], a["bias"]), xs[0])
 
 
-@lowering("glu")
+@lowering("glu", sliced=("hidden",))
 def _glu(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     d = n["in_shapes"][0][-1]
     return em.module(GLU(d, a["hidden"], a["act"], a["bias"]), xs[0])
 
 
-@lowering("mixer")
+@lowering("mixer", sliced=("hidden",))
 def _mixer(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     return em.module(TokenMixer(n["in_shapes"][0][0], a["hidden"], a["bias"]), xs[0])
 
 
-@lowering("moe")
+@lowering("moe", sliced=("hidden",))
 def _moe(em: Emitter, n: Node, xs: list[fx.Node]) -> fx.Node:
     a = n["attrs"]
     d = n["in_shapes"][0][-1]
