@@ -127,7 +127,7 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
     if n_epochs < 1 or batch < 1:
         raise SpecError(f"epochs and batch must be at least 1, got {n_epochs} and {batch}")
     classify = data.task == "classification"
-    loss_fn = _loss(cfg["loss"], data)
+    loss_fn = loss_function(cfg["loss"], data)
     device = _device(cfg["device"])
     clip = cfg.get("grad_clip")
     cosine = _name(cfg["schedule"]) == "cosine"
@@ -143,12 +143,12 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
     check_shapes(model, data, device)
 
-    optimizer, base_lrs = _optimizer(model, cfg["optimizer"])
+    optimizer, base_lrs = make_optimizer(model, cfg["optimizer"])
     nominal = lr = _lr_of(cfg["optimizer"])
     aux_modules = [m for m in model.modules() if isinstance(getattr(m, "aux_loss", None),
                                                             torch.Tensor)]
     n = len(x_train)
-    steps = _steps_per_epoch(n, batch)
+    steps = steps_per_epoch(n, batch)
     total = steps * n_epochs
     history: list[EpochResult] = []
     train_time = 0.0
@@ -166,7 +166,7 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
             if deadline is not None and time.time() > deadline:
                 raise DeadlineReached(f"stopped at epoch {epoch}, step {step + 1}")
             idx = perm[step * batch:(step + 1) * batch]
-            factor = _cosine(step + (epoch - 1) * steps, total) if cosine else 1.0
+            factor = cosine_factor(step + (epoch - 1) * steps, total) if cosine else 1.0
             if optimizer is not None:
                 for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor
@@ -295,7 +295,7 @@ def _name(v: Any) -> str:
     return v.name if isinstance(v, Symbol | SymbolCall) else str(v)
 
 
-def _loss(v: Any, data: Dataset) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def loss_function(v: Any, data: Dataset) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     name = _name(v)
     classify = data.task == "classification"
     if name == "auto":
@@ -364,7 +364,7 @@ def has_mup(model: nn.Module) -> bool:
         hasattr(p, "mup_lr_scale") for p in model.parameters())
 
 
-def _optimizer(model: nn.Module, v: Any) -> tuple[torch.optim.Optimizer | None, list[float]]:
+def make_optimizer(model: nn.Module, v: Any) -> tuple[torch.optim.Optimizer | None, list[float]]:
     """The torch optimizer and its groups' base learning rates (None: nothing to train)."""
     name, s = optimizer_settings(v)
     cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[name]
@@ -381,13 +381,13 @@ def _optimizer(model: nn.Module, v: Any) -> tuple[torch.optim.Optimizer | None, 
     return opt, [g["lr"] for g in opt.param_groups]
 
 
-def _steps_per_epoch(n: int, batch: int) -> int:
+def steps_per_epoch(n: int, batch: int) -> int:
     """Batches per epoch: a last batch of a single example is dropped (batch norm needs 2)."""
     full, rest = divmod(n, batch)
     return max(full + (1 if rest > 1 else 0), 1)
 
 
-def _cosine(step: int, total: int) -> float:
+def cosine_factor(step: int, total: int) -> float:
     """The cosine schedule's factor at step ``step`` of ``total`` (1 at 0, reaching 0 at total)."""
     return 0.5 * (1.0 + math.cos(math.pi * step / total))
 
