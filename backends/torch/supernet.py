@@ -141,7 +141,8 @@ class Supernet(nn.Module):
             no larger); a later path that needs a larger slot grows it.
     """
 
-    def __init__(self, spec: Any, *, seed: int | None = 0, scan_limit: int = SCAN_LIMIT):
+    def __init__(self, spec: Any, *, seed: int | None = 0, scan_limit: int = SCAN_LIMIT,
+                 layout: Mapping[str, Any] | None = None):
         super().__init__()
         check_supernet(spec)
         self.spec = spec
@@ -155,13 +156,35 @@ class Supernet(nn.Module):
         #: appear (an optimizer re-points and adds them)
         self.on_grow: list[Any] = []
         self.scanned = 0
-        for g in scan_paths(spec, limit=scan_limit, seed=seed or 0):
-            self.scanned += 1
-            self._absorb(g)
+        if layout is not None:  # a saved supernet's slots, as :meth:`layout` gave them
+            self._names = dict(layout["names"])
+            self._sizes = {n: _Size(dict(node)) for n, node in layout["sizes"].items()}
+            self.scanned = int(layout["scanned"])
+        else:
+            for g in scan_paths(spec, limit=scan_limit, seed=seed or 0):
+                self.scanned += 1
+                self._absorb(g)
         if seed is not None:
             torch.manual_seed(seed)
         for name in list(self._sizes):
             self._make(name)
+
+    def layout(self) -> dict[str, Any]:
+        """The slots' names and sizes: with the state dict, what rebuilds this supernet
+        (``Supernet(spec, layout=...)``), slots grown by later paths included."""
+        return {"names": dict(self._names), "scanned": self.scanned,
+                "sizes": {n: dict(s.node) for n, s in self._sizes.items()}}
+
+    def adopt(self, layout: Mapping[str, Any]) -> None:
+        """Grow to a saved :meth:`layout` (the slots a trained supernet had)."""
+        self._names.update(layout["names"])
+        for name, node in layout["sizes"].items():
+            if name not in self._sizes:
+                self._sizes[name] = _Size(dict(node))
+                self._make(name)
+            elif self._sizes[name].merge(node):
+                self._make(name)
+        self.scanned = int(layout["scanned"])
 
     # -- slots
 
@@ -256,6 +279,8 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, choices: Mapping[str, Any] | Path) -> torch.Tensor:
         """The output of path ``choices`` on ``x`` (gradients reach the shared weights)."""
         p = choices if isinstance(choices, Path) else self.path(choices)
+        if p.module.training != self.training:  # paths are not submodules: follow train/eval
+            p.module.train(self.training)
         return functional_call(p.module, self.tensors(p), (x,), strict=False)
 
     def aux_loss(self, path: Path) -> torch.Tensor | None:
@@ -297,15 +322,15 @@ def _prefix(shape: Iterable[int]) -> tuple[slice, ...]:
     return tuple(slice(0, s) for s in shape)
 
 
-def used_mask(t: torch.Tensor, shapes: Iterable[torch.Size]) -> torch.Tensor | None:
-    """Which elements of ``t`` the prefixes ``shapes`` cover (None: all of them)."""
-    shapes = list(shapes)
-    if any(tuple(s) == tuple(t.shape) for s in shapes):
-        return None
-    mask = torch.zeros(t.shape, dtype=torch.bool, device=t.device)
+def _partial(t: torch.Tensor, shapes: Iterable[torch.Size]) -> list[torch.Size] | None:
+    """The distinct prefixes of ``t`` a step used, or None if one covers all of it."""
+    out: list[torch.Size] = []
     for s in shapes:
-        mask[_prefix(s)] = True
-    return mask
+        if tuple(s) == tuple(t.shape):
+            return None
+        if s not in out:
+            out.append(s)
+    return out
 
 
 def masked_step(optimizer: torch.optim.Optimizer,
@@ -315,28 +340,36 @@ def masked_step(optimizer: torch.optim.Optimizer,
     A parameter no path used has no gradient (set to None), so the optimizer skips
     it, weight decay and momentum included. A slot used at a smaller size than it
     holds has a gradient of zeros outside that prefix, where AdamW's decay and
-    momentum would still move it: those elements, and their optimizer state, are
-    put back after the step.
+    momentum would still move it: the slot and its optimizer state are put back
+    as they were before the step, and then the used prefixes take their new values.
     """
     keep = []
     for t, shapes in used.values():
         if not isinstance(t, nn.Parameter) or t.grad is None:
             continue
-        mask = used_mask(t, shapes)
-        if mask is None:
+        prefixes = _partial(t, shapes)
+        if prefixes is None:
             continue
         state = optimizer.state.get(t, {})
         saved = {k: v.detach().clone() for k, v in state.items()
                  if isinstance(v, torch.Tensor) and v.shape == t.shape}
-        keep.append((t, ~mask, t.detach().clone(), saved))
+        keep.append((t, prefixes, t.detach().clone(), saved))
     optimizer.step()
     with torch.no_grad():
-        for t, rest, before, saved in keep:
-            t[rest] = before[rest]
+        for t, prefixes, before, saved in keep:
+            _put_back(t, before, prefixes)
             state = optimizer.state.get(t, {})
             for k, v in saved.items():
                 if k in state:
-                    state[k][rest] = v[rest]
+                    _put_back(state[k], v, prefixes)
+
+
+def _put_back(t: torch.Tensor, before: torch.Tensor, prefixes: list[torch.Size]) -> None:
+    """``t`` as ``before`` except on ``prefixes``, which keep their values in ``t``."""
+    after = [t[_prefix(s)].clone() for s in prefixes]
+    t.copy_(before)
+    for s, v in zip(prefixes, after, strict=True):
+        t[_prefix(s)] = v
 
 
 def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
