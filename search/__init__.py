@@ -21,7 +21,7 @@ _LAZY = {
     "GridSampler": ".strategies.grid",
     "History": ".history",
     "SearchError": ".options",
-    "SearchInterrupted": ".engine",
+    "SearchInterrupted": ".run_setup",
     "SearchResult": ".results",
     "Reporter": ".engine",
     "TrialOutcome": ".results",

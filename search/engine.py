@@ -14,45 +14,29 @@ candidates of interrupted trials are evaluated again when the run resumes.
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compiler.deciders import OptunaDecider, RandomDecider
+from ..compiler.deciders import OptunaDecider
 from ..compiler.graph import Graph
 from ..compiler.settings import COST_METRICS, EPOCH_METRICS
 from ..compiler.spec import Spec, to_jsonable
-from ..dsl.errors import Span, SpecError
+from ..dsl.errors import SpecError
 from .evaluate import config_text, epoch_row, located_reason, model_bytes, trial_config
-from .history import INTERRUPTED, History, dumps, loads
-from .options import Options, SearchError, options_of, overrides_of, spec_hash
+from .history import INTERRUPTED, History, dumps, loads, now
+from .options import Options, SearchError, options_of, overrides_of
 from .results import SearchResult, TrialOutcome, best_trials, parsed
+from .run_setup import RunRecord, optuna_pruner, preflight
+from .run_setup import SearchInterrupted as SearchInterrupted  # public here too
+from .study import StudyFiles
 
 #: consecutive invalid proposals after which the search gives up
 MAX_INVALID_STREAK = 500
-#: random candidates probed before the search to see that some satisfy the constraints
-PROBE_SAMPLES = 2000
-
-#: error of a trial whose process died while it trained (kill -9, out of memory)
-CRASHED = INTERRUPTED + ": the process died during this trial"
 #: error of a trial stopped by the search's timeout (kept, not counted, tried again)
 TIMED_OUT = INTERRUPTED + ": the search's timeout was reached"
-
-
-class SearchInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped the search; the run is saved and resumes by its name."""
-
-    def __init__(self, run: str | None, db: Path, signal_name: str = "SIGINT"):
-        super().__init__(run)
-        self.run, self.db, self.signal_name = run, db, signal_name
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread by the handler the search installs."""
 
 
 class Reporter:
@@ -113,287 +97,51 @@ class _Search:
         self.name = name
         self.base_dir = Path(spec.filename).parent if spec.filename else Path(".")
         self.outcomes: list[TrialOutcome] = []
-        self.fingerprints: dict[str, str] = {}
-        self.run_id: int | None = None  # set once the run is ours to mark failed
-        self.resume_id: int | None = None
+        self.run_id: int | None = None  # the run's id once the loop starts
         self.deadline: float | None = None
         self.history: History | None = None
-        self.files: Any = None
 
     # -- setup
 
     def run(self) -> SearchResult:
-        probe = self._preflight()
+        probe = preflight(self.spec, self.opts, self.base_dir, self.reporter.note)
         self.history = History(self.db)
-        terminate = self._on_sigterm()
-        try:
+        self.record = RunRecord(self.history, self.spec, self.opts, self.db, self.name,
+                                self.base_dir)
+        self.files = StudyFiles(self.db)
+        with self.record.guarded(self.files):
             return self._run(probe)
-        except KeyboardInterrupt as e:
-            if self.run_id is not None:
-                self.history.update_run(self.run_id, status="interrupted")
-            raise SearchInterrupted(self.name, self.db, "SIGTERM" if isinstance(
-                e, _Terminated) else "SIGINT") from None
-        except BaseException:
-            if self.run_id is not None:
-                self.history.update_run(self.run_id, status="failed")
-            raise
-        finally:
-            if terminate is not None:
-                signal.signal(signal.SIGTERM, terminate)
-            self.history.close(discard_if_unused=True)
-            if self.run_id is None and self.files is not None:  # nothing was recorded
-                for path in self.files.created:
-                    path.unlink(missing_ok=True)
-
-    @staticmethod
-    def _on_sigterm() -> Any:
-        """SIGTERM stops the search as Ctrl-C does (main thread only); the old handler."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def handler(signum: int, frame: Any) -> None:
-            raise _Terminated
-
-        return signal.signal(signal.SIGTERM, handler)
 
     def _run(self, probe: Graph) -> SearchResult:
         import optuna
 
         from . import strategies
-        from .study import StudyFiles, new_study, resume_study
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        opts, h = self.opts, self.history
+        opts, h, record = self.opts, self.history, self.record
         assert h is not None
-        row = self._open_run()
+        row = record.open()
         resumed = row is not None
         sampler = strategies.make_sampler(opts.strategy, self.spec, seed=opts.seed,
                                           n_objectives=len(opts.objectives),
                                           trials=opts.trials)
-        study_args = {"sampler": sampler, "pruner": _pruner(opts.pruner),
-                      "directions": [o.direction for o in opts.objectives]}
-        files = self.files = StudyFiles(self.db)
-        if row is None:
-            study, study_name, storage = new_study(files, self.name, **study_args)
-            self.run_config = {"pruner": opts.pruner, "timeout": opts.timeout,
-                               "backend": opts.backend, "workers": opts.workers,
-                               **opts.overrides.to_json(), "data_fingerprints": {}}
-            self.run_id = h.create_run(
-                name=self.name, model=self.spec.name, spec_file=self.spec.filename,
-                spec_text=self.spec.source, spec_hash=spec_hash(self.spec),
-                strategy=opts.strategy, objectives=dumps([str(o) for o in opts.objectives]),
-                config=dumps(self.run_config), trials_requested=opts.trials, seed=opts.seed,
-                epochs=opts.epochs, study_name=study_name, study_storage=storage,
-                autoarch_version=_version())
-            self._fingerprint(trial_config(probe, opts.overrides))
-        else:
-            self.run_config = loads(row["config"]) or {}
-            self.run_config.setdefault("data_fingerprints", {})
-            self._check_resume(row)
-            self.resume_id = row["id"]
-            self._fingerprint(trial_config(probe, opts.overrides))
-            self.run_id = row["id"]  # from here on, a failure marks the run failed
-            self._recover()
-            study, storage = resume_study(files, h, row, self.spec, opts.objectives,
-                                          opts.objectives[0].metric, **study_args)
-            counted = h.counted(self.run_id)
-            h.update_run(self.run_id, trials_requested=max(opts.trials, counted),
-                         status="running", finished_at=None, study_storage=storage)
-            if counted > opts.trials:
-                self.reporter.note(f"run {self.name} already has {counted} trials done; "
-                                   f"--trials {opts.trials} asks for no more")
-            self._enqueue_retries(study)
-        for note in files.notes:
-            self.reporter.note(note)
-        self.study = study
-        run_id = self.run_id
+        study = record.start(row, probe, self.files, self.reporter.note, sampler=sampler,
+                             pruner=optuna_pruner(opts.pruner),
+                             directions=[o.direction for o in opts.objectives])
+        run_id = self.run_id = record.id
+        assert run_id is not None
         requested = max(opts.trials, h.counted(run_id))
-        self.reporter.start(self.name, requested, h.counted(run_id), resumed)
+        self.reporter.start(record.name, requested, h.counted(run_id), resumed)
         if opts.timeout is not None:
             self.deadline = time.time() + opts.timeout
         stopped = self._loop(study, sampler)
         h.update_run(run_id, status="finished" if stopped is None or "exhausted" in stopped
-                     else "stopped", finished_at=_now())
-        return SearchResult(run=self.name, run_id=run_id, db=self.db,
+                     else "stopped", finished_at=now())
+        return SearchResult(run=record.name, run_id=run_id, db=self.db,
                             objectives=opts.objectives, counted=h.counted(run_id),
                             requested=requested, outcomes=self.outcomes, stopped=stopped,
                             best=[parsed(r) for r in best_trials(h, run_id, opts.objectives)],
                             study=study)
-
-    def _open_run(self) -> dict[str, Any] | None:
-        """Lock the run (named, or a fresh name); its row when it exists (a resume)."""
-        from .history import HistoryError
-
-        h = self.history
-        assert h is not None
-        if self.name is not None:
-            h.lock_run(self.name)
-            return h.run(self.name)
-        taken = {r["name"] for r in h.runs()}
-        n = 1
-        while True:
-            name = f"{self.spec.name}-{n}"
-            n += 1
-            if name in taken:
-                continue
-            try:
-                h.lock_run(name)
-            except HistoryError:  # another process is creating it
-                continue
-            if h.run(name) is None:
-                self.name = name
-                return None
-            h.unlock_run(name)
-
-    def _check_resume(self, row: Mapping[str, Any]) -> None:
-        if row["spec_hash"] != spec_hash(self.spec):
-            raise SearchError(f"run '{self.name}' in {self.db} was made from a different spec "
-                              f"({row['spec_file']}); a run resumes only with its own spec",
-                              hint="give this search another --name")
-        cfg = self.run_config
-        was = {"strategy": row["strategy"], "objectives": loads(row["objectives"]),
-               "seed": row["seed"], "pruner": cfg.get("pruner", "none"),
-               "epochs": cfg.get("epochs", row["epochs"]), "data": cfg.get("data")}
-        now = self.opts.settings()
-        differ = [k for k in was if was[k] != now[k]]
-        if differ:
-            said = "; ".join(f"{_setting(k, was[k])} then, {_setting(k, now[k])} now"
-                             for k in differ)
-            raise SearchError(f"run '{self.name}' in {self.db} was made with other settings "
-                              f"({said}); a resumed run keeps its settings, so that its "
-                              "trials stay comparable",
-                              hint="resume with the run's settings, or give this search "
-                                   "another --name")
-
-    def _recover(self) -> None:
-        """After a kill: trials left running are recorded interrupted (tried once more).
-
-        A candidate whose process died while training it a second time is recorded
-        failed instead, so a candidate that kills the process (out of memory) cannot
-        stall a run that is resumed again and again.
-        """
-        h = self.history
-        assert h is not None and self.run_id is not None
-        crashed = {_candidate(r) for r in h.trials(self.run_id, ["failed"])
-                   if r["error"] == CRASHED}
-        with h.transaction():
-            for r in h.trials(self.run_id, ["running"]):
-                if _candidate(r) in crashed:
-                    h.finish_trial(r["id"], "failed", error=(
-                        "the process died while training this candidate twice (killed, or "
-                        "out of memory?); not tried again"))
-                else:
-                    h.finish_trial(r["id"], "failed", error=CRASHED)
-
-    def _enqueue_retries(self, study: Any) -> None:
-        """Candidates whose latest trial was interrupted are evaluated next (once each)."""
-        from optuna.trial import TrialState
-
-        assert self.history is not None and self.run_id is not None
-        latest: dict[Any, dict[str, Any]] = {}
-        for r in self.history.trials(self.run_id):
-            if r["arch_hash"] is not None:
-                latest[_candidate(r)] = r
-        waiting = [t.params for t in study.get_trials(deepcopy=False,
-                                                      states=(TrialState.WAITING,))]
-        for r in latest.values():
-            if r["state"] == "failed" and (r["error"] or "").startswith(INTERRUPTED):
-                choices = loads(r["choices"]) or {}
-                if choices in waiting:
-                    waiting.remove(choices)
-                else:
-                    study.enqueue_trial(choices)
-
-    def _preflight(self) -> Graph:
-        """Before anything is written: some candidate satisfies the constraints, and the
-        data fit the model (shapes, task)."""
-        from ..dsl.errors import CandidateError
-
-        reasons: dict[str, int] = {}
-        graph = None
-        for i in range(PROBE_SAMPLES):
-            try:
-                g = self.spec.build_with(RandomDecider(self.opts.seed * 7919 + i))
-            except CandidateError as e:
-                reasons[e.message] = reasons.get(e.message, 0) + 1
-                continue
-            broken = self.spec.violated_constraints(g)
-            if not broken:
-                graph = g
-                break
-            for b in broken:
-                reasons[f"violates {b}"] = reasons.get(f"violates {b}", 0) + 1
-        if graph is None:
-            top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
-            raise SearchError(
-                f"no valid candidate among {PROBE_SAMPLES} random samples: the constraints "
-                "and requirements leave nothing to search",
-                hint="; ".join(f"{n}x {r}" for r, n in top) + "; relax a `constraint`")
-        cfg = trial_config(graph, self.opts.overrides)
-        data = self._data(cfg)
-        self._check_shapes(graph, data)
-        why = getattr(data, "task_reason", None)
-        for o in self.opts.objectives:
-            if o.metric.endswith("accuracy") and data.task != "classification":
-                raise SearchError(f"{o} needs a classification data set; {data.name} is "
-                                  f"{data.task}" + (f" ({why})" if why else ""),
-                                  hint="use objective = minimize(val_loss)")
-        return graph
-
-    def _check_shapes(self, graph: Graph, data: Any) -> None:
-        """The model's declared shapes against the data's: a located error if they differ."""
-        want_in, want_out = tuple(data.input_shape), tuple(data.output_shape)
-        if graph.input_shape == want_in and graph.output_shape == want_out:
-            return
-        model = self.spec.program.model
-        exprs = model.input_shape if graph.input_shape != want_in else model.output_shape
-        span = model.span
-        if exprs:
-            first, last = exprs[0].span, exprs[-1].span
-            span = Span(first.filename, first.line, first.column, last.end_line,
-                        last.end_column)
-        what = (f"{want_out[0]} classes" if data.task == "classification"
-                else "regression targets")
-        raise SearchError(
-            f"model {model.name} takes {list(graph.input_shape)} -> "
-            f"{list(graph.output_shape)}, but data set {data.name} has inputs "
-            f"{list(want_in)} and {list(want_out)} outputs ({what})", span,
-            hint=f"declare the model as ({model.input_name}: {list(want_in)}) -> "
-                 f"{list(want_out)}, or pick data that fit it with `train {{ data = ... }}` "
-                 "or --data (e.g. synthetic(shape = [...], classes = k))"
-        ).with_source(self.spec.source)
-
-    def _data(self, cfg: Mapping[str, Any]) -> Any:
-        from .evaluate import load_trial_data
-
-        def progress(done: int, total: int) -> None:
-            self.reporter.note(f"reading {cfg['data']}: {done / max(total, 1):.0%} of "
-                               f"{total / 1e6:.0f} MB")
-
-        return load_trial_data(cfg, self.base_dir, progress)
-
-    def _fingerprint(self, cfg: Mapping[str, Any]) -> str:
-        """The data's fingerprint; a SearchError when the run's data changed since."""
-        from .data import fingerprint
-
-        key = str(cfg["data"])
-        fp = self.fingerprints.get(key)
-        if fp is not None:
-            return fp
-        fp = fingerprint(cfg["data"], base_dir=self.base_dir)
-        known = self.run_config["data_fingerprints"]
-        if key not in known:
-            known[key] = fp
-            run_id = self.run_id if self.run_id is not None else self.resume_id
-            assert self.history is not None and run_id is not None
-            self.history.update_run(run_id, config=dumps(self.run_config))
-        elif known[key] != fp:
-            raise SearchError(f"the data {key} changed since run '{self.name}' started (its "
-                              "contents differ); the run's scores were measured on the old "
-                              "data", hint="restore the data, or give this search another "
-                                           "--name")
-        self.fingerprints[key] = fp
-        return fp
 
     # -- the loop
 
@@ -502,7 +250,7 @@ class _Search:
                 broken) + " (" + ", ".join(f"{k} = {costs[k]:,}" for k in COST_METRICS) + ")",
                 arch)
         cfg = trial_config(graph, self.opts.overrides)
-        cfg_text = config_text(cfg, self._fingerprint(cfg))
+        cfg_text = config_text(cfg, self.record.fingerprint(cfg))
         base = dict(choices=dumps(to_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
                     params=graph.params, flops=graph.flops)
         earlier = h.evaluated(self.run_id, arch, cfg_text)
@@ -631,42 +379,4 @@ class _Search:
                 model, self.spec, graph.choices, cfg["seed"])
             h.save_weights(trial_id, self.run_id, data)
         h.keep_weights(self.run_id, best)
-
-
-def _candidate(row: Mapping[str, Any]) -> tuple[Any, Any]:
-    """What makes two trials the same evaluation: architecture and training settings."""
-    return row["arch_hash"], row["train_config"]
-
-
-def _setting(key: str, value: Any) -> str:
-    if key == "objectives":
-        return ", ".join(value)
-    if key == "epochs":
-        return f"--epochs {value}" if value is not None else "the spec's epochs"
-    if key == "data":
-        return f"--data {value}" if value is not None else "the spec's data"
-    return f"{key} {value}"
-
-
-def _pruner(name: str) -> Any:
-    import optuna
-
-    if name == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    return optuna.pruners.NopPruner()
-
-
-def _now() -> str:
-    from .history import now
-
-    return now()
-
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__
-
 
