@@ -253,7 +253,8 @@ class Supernet(nn.Module):
         self.spec.check_params(graph)
         for name in self._absorb(graph):
             self._make(name)
-        module = lower_graph(graph)
+        with torch.random.fork_rng(devices=[]):  # a path's own weights are never used:
+            module = lower_graph(graph, seed=0)  # leave the caller's random stream alone
         keys = slot_keys(graph)
         p = Path(dict(graph.choices), graph, module)
         for sub, (nid, rank) in module.autoarch_owners.items():
@@ -289,7 +290,7 @@ class Supernet(nn.Module):
                   if isinstance(getattr(m, "aux_loss", None), torch.Tensor)]
         return sum(losses) if losses else None  # type: ignore[return-value]
 
-    def extract(self, choices: Mapping[str, Any], *, seed: int | None = None) -> fx.GraphModule:
+    def extract(self, choices: Mapping[str, Any]) -> fx.GraphModule:
         """Candidate ``choices`` as an ordinary compiled module with the inherited weights.
 
         The module is what ``autoarch.compile(spec, choices)`` gives (same class,
@@ -298,7 +299,8 @@ class Supernet(nn.Module):
         forward on that path.
         """
         p = self.path(choices)
-        model = lower_graph(p.graph, seed=seed)
+        with torch.random.fork_rng(devices=[]):  # every weight is replaced below
+            model = lower_graph(p.graph, seed=0)
         with torch.no_grad():
             state = {k: v.detach().clone() for k, v in self.tensors(p).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
