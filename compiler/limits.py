@@ -39,6 +39,8 @@ MAX_PARAMS = 2_000_000_000
 # a typo such as ``trials = 10**30`` fails at once instead of overflowing SQLite
 #: most trials of a search
 MAX_TRIALS = 1_000_000
+#: candidates a one-shot search scores on its supernet (`evaluate`)
+MAX_EVALUATE = 1_000_000
 #: most epochs of a trial
 MAX_EPOCHS = 100_000
 #: most trials at once (`workers`)

@@ -9,7 +9,7 @@ the value, its span, and what it is called in messages (``epochs``,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,8 @@ OPTIMIZERS = {"adamw": ("lr", "weight_decay", "betas", "eps"),
 LOSSES = ("auto", "cross_entropy", "mse")
 SCHEDULES = ("cosine", "constant")
 PRUNERS = ("none", "asha", "median")
-STRATEGIES = ("random", "grid", "tpe", "mcts", "evolution", "nsga2", "oneshot")
+#: how a one-shot supernet picks the paths of a step (``search/path_samplers.py``)
+PATH_SAMPLERS = ("uniform", "fair", "pada")
 #: costs known from the IR before training (``Graph.costs()``): what a `constraint` may name
 COST_METRICS = ("params", "trainable_params", "flops", "memory")
 CONSTRAINT_NAMES = COST_METRICS
@@ -47,6 +48,33 @@ EPOCH_METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
 METRICS = (*EPOCH_METRICS, *COST_METRICS, "train_time", "latency")
 
 Check = Callable[[Any, Span, str], Any]
+
+
+class _StrategyNames(Sequence[str]):
+    """The names ``strategy = ...`` accepts: :data:`autoarch.search.strategies.NAMES`,
+    one per module of ``search/strategies/`` (so a new strategy is one new module).
+
+    Read on first use, not at import: parsing a spec loads no search code until a
+    `strategy` is checked, and then only that package's ``__init__`` (no strategy
+    module, no Optuna).
+    """
+
+    def _names(self) -> tuple[str, ...]:
+        from ..search.strategies import NAMES
+
+        return NAMES
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+STRATEGIES: Sequence[str] = _StrategyNames()
 
 
 @dataclass(frozen=True)
@@ -125,7 +153,7 @@ def _betas(v: Any, span: Span, what: str) -> Any:
     return v
 
 
-def _symbol(options: tuple[str, ...], kind: str) -> Check:
+def _symbol(options: Sequence[str], kind: str) -> Check:
     def check(v: Any, span: Span, what: str) -> Any:
         if isinstance(v, Abstract):
             return v
@@ -287,6 +315,14 @@ SEARCH_KEYS: dict[str, Key] = {
     "backend": Key(_symbol(("local", "ray"), "backend"), Symbol("local"), "executor"),
     "workers": Key(_int(1, limits.MAX_WORKERS), 1, "trials run at once"),
     "pruner": Key(_symbol(PRUNERS, "pruner"), Symbol("none"), "early stopping of trials"),
+    # one-shot search (strategy = oneshot, docs/oneshot.md)
+    "supernet_epochs": Key(_int(1, limits.MAX_EPOCHS), 10, "epochs of supernet training"),
+    "path_sampler": Key(_symbol(PATH_SAMPLERS, "path sampler"), Symbol("uniform"),
+                        "paths a supernet step trains"),
+    "evaluate": Key(_int(1, limits.MAX_EVALUATE), 200, "candidates scored on the supernet"),
+    "retrain": Key(_int(1, limits.MAX_TRIALS), 3, "best scored candidates trained alone"),
+    "then": Key(_symbol(STRATEGIES, "strategy"), Symbol("evolution"),
+                "strategy that proposes candidates to score on the supernet"),
 }
 
 

@@ -67,6 +67,8 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
            epochs: int | None = None, data: Any = None, db: str | Path = "autoarch.db",
            name: str | None = None, seed: int | None = None, timeout: float | None = None,
            pruner: str | None = None, backend: str | None = None, workers: int | None = None,
+           supernet_epochs: int | None = None, path_sampler: str | None = None,
+           evaluate: int | None = None, retrain: int | None = None, then: str | None = None,
            reporter: Reporter | None = None) -> SearchResult:
     """Search ``spec``'s space; every argument left None comes from the spec's `search`.
 
@@ -74,6 +76,8 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
     (``data`` as a bundled name, or spec text such as ``'csv("d.csv", target = "y")'``;
     a relative path starts at the current folder). Running again with the same
     ``db`` and ``name`` resumes that run; its settings must be the same.
+    ``supernet_epochs``, ``path_sampler``, ``evaluate``, ``retrain`` and ``then`` set
+    a one-shot search (``strategy="oneshot"``, docs/oneshot.md).
 
     Raises:
         SpecError: a mistake in the spec or the arguments (nothing is written).
@@ -85,6 +89,8 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
     """
     opts = options_of(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
                       pruner=pruner, backend=backend, workers=workers,
+                      supernet_epochs=supernet_epochs, path_sampler=path_sampler,
+                      evaluate=evaluate, retrain=retrain, then=then,
                       overrides=overrides_of(epochs, data))
     return _Search(spec, opts, Path(db), name, reporter or Reporter()).run()
 
@@ -99,6 +105,8 @@ class _Search:
         self.outcomes: list[TrialOutcome] = []
         self.run_id: int | None = None  # the run's id once the loop starts
         self.deadline: float | None = None
+        #: the run's best trials, kept from one completed trial to the next
+        self._best: list[dict[str, Any]] | None = None
         self.history: History | None = None
 
     # -- setup
@@ -134,6 +142,14 @@ class _Search:
         self.reporter.start(record.name, requested, h.counted(run_id), resumed)
         if opts.timeout is not None:
             self.deadline = time.time() + opts.timeout
+        prepare = strategies.prepare_of(opts.strategy)
+        if prepare is not None:  # e.g. one-shot: train a supernet, score, pick the best
+            chosen = prepare(self.spec, opts, h, run_id, record.name, self.db,
+                             self.reporter.note, self.deadline)
+            known = [t.params for t in study.get_trials(deepcopy=False)]
+            for choices in chosen:
+                if choices not in known:
+                    study.enqueue_trial(choices)
         stopped = self._loop(study, sampler)
         h.update_run(run_id, status="finished" if stopped is None or "exhausted" in stopped
                      else "stopped", finished_at=now())
@@ -222,8 +238,9 @@ class _Search:
 
     def _best_value(self) -> list[float] | None:
         assert self.history is not None and self.run_id is not None
-        best = best_trials(self.history, self.run_id, self.opts.objectives)
-        return loads(best[0]["objective"]) if best else None
+        if self._best is None:  # set again whenever a trial completes (_keep_weights)
+            self._best = best_trials(self.history, self.run_id, self.opts.objectives)
+        return loads(self._best[0]["objective"]) if self._best else None
 
     def _propose(self, study: Any) -> TrialOutcome | _Job:
         """Ask for a trial and check it: an outcome (invalid, duplicate) or a job to train."""
@@ -243,7 +260,7 @@ class _Search:
             self.spec.check_params(graph)
         except SpecError as e:
             broken.append(f"the size limit: {e.message}")
-        arch = h.add_candidate(graph, self.run_id)
+        arch = graph.hash
         if broken:
             costs = graph.costs()
             return self._invalid(study, trial, choices, graph, "violates " + "; ".join(
@@ -253,8 +270,10 @@ class _Search:
         cfg_text = config_text(cfg, self.record.fingerprint(cfg))
         base = dict(choices=dumps(to_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
                     params=graph.params, flops=graph.flops)
-        earlier = h.evaluated(self.run_id, arch, cfg_text)
-        trial_id = h.start_trial(self.run_id, trial.number, **base)
+        with h.transaction():  # the candidate and the trial's start: one commit
+            h.add_candidate(graph, self.run_id)
+            earlier = h.evaluated(self.run_id, arch, cfg_text)
+            trial_id = h.start_trial(self.run_id, trial.number, **base)
         out = TrialOutcome(number=trial.number, state="running", choices=choices,
                            arch_hash=arch, params=graph.params, flops=graph.flops)
         if earlier is not None:
@@ -334,10 +353,14 @@ class _Search:
                  reason: str, arch: str | None = None) -> TrialOutcome:
         h = self.history
         assert h is not None and self.run_id is not None
-        trial_id = h.start_trial(self.run_id, trial.number, choices=dumps(to_jsonable(choices)),
-                                 arch_hash=arch, params=graph.params if graph else None,
-                                 flops=graph.flops if graph else None)
-        h.finish_trial(trial_id, "invalid", error=reason, duration_s=0.0)
+        with h.transaction():  # the candidate and the whole trial: one commit
+            if graph is not None:
+                h.add_candidate(graph, self.run_id)
+            trial_id = h.start_trial(self.run_id, trial.number,
+                                     choices=dumps(to_jsonable(choices)), arch_hash=arch,
+                                     params=graph.params if graph else None,
+                                     flops=graph.flops if graph else None)
+            h.finish_trial(trial_id, "invalid", error=reason, duration_s=0.0)
         trial.set_constraint("valid", 1.0)  # infeasible: the sampler learns to avoid it
         study.tell(trial, [o.worst for o in self.opts.objectives])
         return TrialOutcome(number=trial.number, state="invalid", choices=choices,
@@ -373,7 +396,8 @@ class _Search:
                       cfg: Mapping[str, Any]) -> None:
         h = self.history
         assert h is not None and self.run_id is not None
-        best = {r["id"] for r in best_trials(h, self.run_id, self.opts.objectives)}
+        self._best = best_trials(h, self.run_id, self.opts.objectives)
+        best = {r["id"] for r in self._best}
         if trial_id in best and model is not None:
             data = model if isinstance(model, bytes) else model_bytes(
                 model, self.spec, graph.choices, cfg["seed"])

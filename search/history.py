@@ -42,7 +42,7 @@ import sqlite3
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +50,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import sqlite_utils
+from sqlite_utils.db import NotFoundError, jsonify_if_needed
 
 from ..dsl.errors import CommandError
 
@@ -123,6 +124,21 @@ _SCHEMA = (
           trials.params, trials.flops, trials.objective, trials.metrics,
           trials.duplicate_of, trials.error, trials.duration_s, trials.choices
    FROM trials JOIN runs ON runs.id = trials.run_id""",
+)
+
+#: one-shot runs (docs/oneshot.md): the supernet's epochs, and the candidates scored
+#: on it (not trials: ``best`` and ``history`` rank trained candidates only). Added
+#: to a schema-1 file when a writer opens it; a reader of an older file sees none.
+_ONESHOT_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS supernet_epochs (
+   run_id INTEGER NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL, train_loss REAL,
+   val_loss REAL, val_accuracy REAL, lr REAL, wall_s REAL, paths INTEGER,
+   PRIMARY KEY (run_id, epoch))""",
+    """CREATE TABLE IF NOT EXISTS supernet_scores (
+   run_id INTEGER NOT NULL REFERENCES runs(id), number INTEGER NOT NULL,
+   arch_hash TEXT REFERENCES candidates(arch_hash), choices TEXT, metrics TEXT,
+   objective TEXT, params INTEGER, flops INTEGER, scored_at TEXT,
+   PRIMARY KEY (run_id, number))""",
 )
 
 _T = TypeVar("_T", bound=Callable[..., Any])
@@ -243,7 +259,7 @@ class History:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = self._tables()
             if not tables and version == 0:
-                for sql in _SCHEMA:
+                for sql in (*_SCHEMA, *_ONESHOT_SCHEMA):
                     db.execute(sql)
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -252,6 +268,10 @@ class History:
                 if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                     # schema 1 from before the mark: its tables told us it is ours
                     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        if not self._tables() >= {"supernet_epochs", "supernet_scores"}:
+            with self.transaction():
+                for sql in _ONESHOT_SCHEMA:
+                    db.execute(sql)
         # WAL only after the schema: a rollback journal keeps a killed creation empty
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             with contextlib.suppress(sqlite3.OperationalError):  # busy: the next open retries
@@ -420,14 +440,17 @@ class History:
 
         h = graph.hash
         with self.transaction():
-            self.db["candidates"].insert({
+            if self.db.execute("SELECT 1 FROM candidates WHERE arch_hash = ?",
+                               [h]).fetchone() is not None:
+                return h  # seen before: its first sighting stays (and the IR is not encoded)
+            self._insert("candidates", {
                 "arch_hash": h, "model": graph.model, "choices": dumps(to_jsonable(graph.choices)),
                 "graph": dumps(graph.to_json()), "params": graph.params,
                 "trainable_params": graph.trainable_params,
                 "nonzero_params": graph.nonzero_params, "flops": graph.flops,
                 "memory": graph.memory, "nodes": len(graph), "first_run_id": run_id,
                 "first_seen_at": now(),
-            }, ignore=True)
+            }, "INSERT OR IGNORE")
         return h
 
     @_translated
@@ -435,7 +458,7 @@ class History:
         row = {"run_id": run_id, "number": number, "state": "running", "started_at": now()}
         row.update(fields)
         with self.transaction():
-            return self.db["trials"].insert(row).last_pk
+            return self._insert("trials", row)
 
     @_translated
     def finish_trial(self, trial_id: int, state: str, **fields: Any) -> None:
@@ -446,14 +469,18 @@ class History:
             if key in row and not isinstance(row[key], str | None):
                 row[key] = dumps(row[key])
         with self.transaction():
-            started = self.db["trials"].get(trial_id)["started_at"]
-            row.setdefault("duration_s", _seconds(started, row["finished_at"]))
-            self.db["trials"].update(trial_id, row)
+            if "duration_s" not in row:
+                found = self.db.execute("SELECT started_at FROM trials WHERE id = ?",
+                                        [trial_id]).fetchone()
+                if found is None:
+                    raise NotFoundError(f"no trial {trial_id}")
+                row["duration_s"] = _seconds(found[0], row["finished_at"])
+            self._update("trials", trial_id, row)
 
     @_translated
     def add_epoch(self, trial_id: int, **fields: Any) -> None:
         with self.transaction():
-            self.db["epochs"].insert(dict(fields, trial_id=trial_id), replace=True)
+            self._insert("epochs", dict(fields, trial_id=trial_id), "INSERT OR REPLACE")
 
     @_translated
     def trials(self, run_id: int, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -462,11 +489,11 @@ class History:
             states = list(states)
             where += f" AND state IN ({', '.join('?' * len(states))})"
             args += states
-        return list(self.db["trials"].rows_where(where, args, order_by="number"))
+        return self._rows(f"SELECT * FROM trials WHERE {where} ORDER BY number", args)
 
     @_translated
     def epochs(self, trial_id: int) -> list[dict[str, Any]]:
-        return list(self.db["epochs"].rows_where("trial_id = ?", [trial_id], order_by="epoch"))
+        return self._rows("SELECT * FROM epochs WHERE trial_id = ? ORDER BY epoch", [trial_id])
 
     @_translated
     def state_counts(self, run_id: int) -> dict[str, int]:
@@ -487,18 +514,56 @@ class History:
     @_translated
     def evaluated(self, run_id: int, arch_hash: str, train_config: str) -> dict[str, Any] | None:
         """The first trial of the run that ran this architecture and training to the end."""
-        rows = list(self.db["trials"].rows_where(
-            f"run_id = ? AND arch_hash = ? AND train_config = ? AND duplicate_of IS NULL AND "
-            f"{self._RAN}", [run_id, arch_hash, train_config], order_by="number", limit=1))
+        rows = self._rows(
+            f"SELECT * FROM trials WHERE run_id = ? AND arch_hash = ? AND train_config = ? AND "
+            f"duplicate_of IS NULL AND {self._RAN} ORDER BY number LIMIT 1",
+            [run_id, arch_hash, train_config])
         return rows[0] if rows else None
 
     # -- weights
 
+    # -- one-shot runs
+
+    @_translated
+    def add_supernet_epoch(self, run_id: int, row: Mapping[str, Any]) -> None:
+        """Record a supernet epoch (again after a resume: the row is replaced)."""
+        cols = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "wall_s", "paths")
+        with self.transaction():
+            self.db.execute(
+                f"INSERT OR REPLACE INTO supernet_epochs (run_id, {', '.join(cols)}) "
+                f"VALUES (?{', ?' * len(cols)})", [run_id, *(row.get(c) for c in cols)])
+
+    @_translated
+    def supernet_epochs(self, run_id: int) -> list[dict[str, Any]]:
+        return self._oneshot_rows("supernet_epochs", run_id, "epoch")
+
+    @_translated
+    def add_supernet_score(self, run_id: int, row: Mapping[str, Any]) -> None:
+        """Record a candidate scored on the supernet (its number: the order of scoring)."""
+        cols = ("number", "arch_hash", "choices", "metrics", "objective", "params", "flops")
+        with self.transaction():
+            self.db.execute(
+                f"INSERT INTO supernet_scores (run_id, {', '.join(cols)}, scored_at) "
+                f"VALUES (?{', ?' * len(cols)}, ?)",
+                [run_id, *(row.get(c) for c in cols), now()])
+
+    @_translated
+    def supernet_scores(self, run_id: int) -> list[dict[str, Any]]:
+        return self._oneshot_rows("supernet_scores", run_id, "number")
+
+    def _oneshot_rows(self, table: str, run_id: int, order: str) -> list[dict[str, Any]]:
+        if table not in self._tables():  # a file from before one-shot search, read-only
+            return []
+        cur = self.db.execute(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY {order}",
+                              [run_id])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
     @_translated
     def save_weights(self, trial_id: int, run_id: int, data: bytes) -> None:
         with self.transaction():
-            self.db["weights"].insert({"trial_id": trial_id, "run_id": run_id, "data": data,
-                                       "saved_at": now()}, replace=True)
+            self._insert("weights", {"trial_id": trial_id, "run_id": run_id, "data": data,
+                                     "saved_at": now()}, "INSERT OR REPLACE")
 
     @_translated
     def keep_weights(self, run_id: int, trial_ids: Iterable[int]) -> None:
@@ -520,6 +585,31 @@ class History:
         ids = [tid for (tid,) in self.db.execute(
             "SELECT trial_id FROM weights WHERE run_id = ?", [run_id])]
         return iter(ids)
+
+    # -- the statements of a search's every trial, written as sqlite-utils writes them
+    #    (values JSON-encoded where needed) without its schema look-ups on every call
+
+    def _insert(self, table: str, row: Mapping[str, Any], verb: str = "INSERT") -> int:
+        """Insert ``row``; its rowid."""
+        cols = ", ".join(f'"{c}"' for c in row)
+        cur = self.db.conn.execute(
+            f'{verb} INTO "{table}" ({cols}) VALUES ({", ".join("?" * len(row))})',
+            [jsonify_if_needed(v) for v in row.values()])
+        return cur.lastrowid  # type: ignore[return-value]
+
+    def _update(self, table: str, rowid: int, row: Mapping[str, Any]) -> None:
+        if not row:
+            return
+        sets = ", ".join(f'"{c}" = ?' for c in row)
+        cur = self.db.conn.execute(f'UPDATE "{table}" SET {sets} WHERE rowid = ?',
+                                   [*(jsonify_if_needed(v) for v in row.values()), rowid])
+        if cur.rowcount == 0:
+            raise NotFoundError(f"no row {rowid} in {table}")
+
+    def _rows(self, sql: str, args: Iterable[Any]) -> list[dict[str, Any]]:
+        cur = self.db.conn.execute(sql, list(args))
+        keys = [d[0] for d in cur.description]
+        return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
 
 
 class RunLock:

@@ -73,6 +73,12 @@ class Options:
     backend: str
     workers: int
     overrides: Overrides = field(default_factory=Overrides)
+    # one-shot search (strategy = oneshot; docs/oneshot.md)
+    supernet_epochs: int = 10
+    path_sampler: str = "uniform"
+    evaluate: int = 200
+    retrain: int = 3
+    then: str = "evolution"
 
     @property
     def epochs(self) -> int | None:
@@ -80,8 +86,17 @@ class Options:
 
     def settings(self) -> dict[str, Any]:
         """What a resumed run must keep: settings that change what trials mean."""
-        return {"strategy": self.strategy, "objectives": [str(o) for o in self.objectives],
-                "seed": self.seed, "pruner": self.pruner, **self.overrides.to_json()}
+        out = {"strategy": self.strategy, "objectives": [str(o) for o in self.objectives],
+               "seed": self.seed, "pruner": self.pruner, **self.overrides.to_json()}
+        out["oneshot"] = self.oneshot()
+        return out
+
+    def oneshot(self) -> dict[str, Any] | None:
+        """A one-shot search's own settings (None for other strategies)."""
+        if self.strategy != "oneshot":
+            return None
+        return {"supernet_epochs": self.supernet_epochs, "path_sampler": self.path_sampler,
+                "evaluate": self.evaluate, "retrain": self.retrain, "then": self.then}
 
 
 def overrides_of(epochs: Any, data: Any) -> Overrides:
@@ -136,7 +151,7 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
     for key, value in given.items():
         if value is None:
             continue
-        if key in ("strategy", "pruner", "backend"):
+        if key in ("strategy", "pruner", "backend", "path_sampler", "then"):
             if not isinstance(value, str):
                 raise CommandError(f"--{key} takes a name, got {value!r}")
             value = Symbol(value)
@@ -147,7 +162,14 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
     opts = Options(strategy=cfg["strategy"].name, trials=cfg["trials"],
                    objectives=objectives_of(cfg["objective"]), seed=cfg["seed"],
                    timeout=cfg["timeout"], pruner=cfg["pruner"].name,
-                   backend=cfg["backend"].name, workers=cfg["workers"], overrides=overrides)
+                   backend=cfg["backend"].name, workers=cfg["workers"], overrides=overrides,
+                   supernet_epochs=cfg["supernet_epochs"], path_sampler=cfg["path_sampler"].name,
+                   evaluate=cfg["evaluate"], retrain=cfg["retrain"], then=cfg["then"].name)
+    if opts.strategy == "oneshot":
+        if given.get("trials") is not None:
+            raise CommandError("--trials does not apply to a one-shot search: its trials are "
+                               "the best candidates retrained", hint="use --retrain N")
+        _check_oneshot(spec, opts)
     if opts.pruner != "none":
         from .strategies._common import single_objective
 
@@ -165,6 +187,28 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
             raise CommandError("backend ray needs Ray, which is not installed",
                                hint="pip install 'autoarch[ray]', or use --backend local")
     return opts
+
+
+def _check_oneshot(spec: Spec, opts: Options) -> None:
+    """A one-shot search: a spec one supernet holds, a strategy to score with, objectives
+    a score on the supernet measures. Its trials are the ``retrain`` best."""
+    from ..compiler.settings import COST_METRICS
+    from ..compiler.supernet import check_supernet
+
+    check_supernet(spec)
+    if opts.then == "oneshot":
+        raise CommandError("then = oneshot: the strategy that scores candidates on the "
+                           "supernet must be a multi-trial one",
+                           hint="evolution (the default), random, tpe, mcts, nsga2 or grid")
+    if opts.pruner != "none":
+        raise SearchError("a pruner stops multi-trial training early; a one-shot search "
+                          "retrains only its best candidates", hint="set pruner = none")
+    scored = {"val_loss", "val_accuracy", *COST_METRICS}
+    for o in opts.objectives:
+        if o.metric not in scored:
+            raise SearchError(f"objective {o} cannot be measured on the supernet",
+                              hint="one-shot search scores " + ", ".join(sorted(scored)))
+    opts.trials = opts.retrain
 
 
 def spec_hash(spec: Spec) -> str:

@@ -227,7 +227,8 @@ class RunRecord:
         opts = self.opts
         self.config = {"pruner": opts.pruner, "timeout": opts.timeout,
                        "backend": opts.backend, "workers": opts.workers,
-                       **opts.overrides.to_json(), "data_fingerprints": {}}
+                       **opts.overrides.to_json(), "oneshot": opts.oneshot(),
+                       "data_fingerprints": {}}
         self.id = self.history.create_run(
             name=self.name, model=self.spec.name, spec_file=self.spec.filename,
             spec_text=self.spec.source, spec_hash=spec_hash(self.spec),
@@ -258,6 +259,9 @@ class RunRecord:
                "seed": row["seed"], "pruner": cfg.get("pruner", "none"),
                "epochs": cfg.get("epochs", row["epochs"]), "data": cfg.get("data")}
         now = self.opts.settings()
+        then_os, now_os = cfg.get("oneshot") or {}, now.pop("oneshot") or {}
+        for k in {**then_os, **now_os}:  # a one-shot run's own settings, one by one
+            was[k], now[k] = then_os.get(k), now_os.get(k)
         differ = [k for k in was if was[k] != now[k]]
         if differ:
             said = "; ".join(f"{_setting(k, was[k])} then, {_setting(k, now[k])} now"
@@ -343,6 +347,8 @@ def _setting(key: str, value: Any) -> str:
         return f"--epochs {value}" if value is not None else "the spec's epochs"
     if key == "data":
         return f"--data {value}" if value is not None else "the spec's data"
+    if key in ("supernet_epochs", "path_sampler", "evaluate", "retrain", "then"):
+        return f"{key} = {value}"
     return f"{key} {value}"
 
 

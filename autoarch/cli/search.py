@@ -15,6 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..search.strategies import MODULES
 from ._common import load_spec
 from ._console import out
 from ._runs import best_table, fmt_objective, short_choices
@@ -63,10 +64,14 @@ class _Bar:
         self.progress.stop()
 
 
+#: the strategies of this version, one per module of search/strategies/
+_STRATEGY_HELP = ", ".join([*MODULES][:-1]) + " or " + [*MODULES][-1]
+
+
 def search_(
     file: str = typer.Argument(..., help="the .spec file"),
     strategy: str | None = typer.Option(None, "--strategy", "-s",
-                                        help="random, grid, tpe, mcts, evolution or nsga2"),
+                                        help=_STRATEGY_HELP),
     trials: int | None = typer.Option(None, "--trials", "-n",
                                       help="trials that run to their end"),
     epochs: int | None = typer.Option(None, "--epochs", "-e",
@@ -83,6 +88,16 @@ def search_(
     backend: str | None = typer.Option(None, "--backend",
                                        help="local (this process) or ray (Ray workers)"),
     workers: int | None = typer.Option(None, "--workers", help="trials at once (ray)"),
+    supernet_epochs: int | None = typer.Option(None, "--supernet-epochs",
+                                               help="oneshot: epochs of supernet training"),
+    path_sampler: str | None = typer.Option(None, "--path-sampler",
+                                            help="oneshot: uniform, fair or pada"),
+    evaluate: int | None = typer.Option(None, "--evaluate",
+                                        help="oneshot: candidates scored on the supernet"),
+    retrain: int | None = typer.Option(None, "--retrain",
+                                       help="oneshot: best candidates trained alone"),
+    then: str | None = typer.Option(None, "--then",
+                                    help="oneshot: the strategy that proposes what to score"),
 ) -> None:
     """Search the spec's space: train candidates and record every trial in --db."""
     import autoarch
@@ -96,7 +111,8 @@ def search_(
         result = autoarch.search(spec, strategy=strategy, trials=trials, epochs=epochs,
                                  data=data, db=db, name=name, seed=seed, timeout=timeout,
                                  pruner=pruner, backend=backend, workers=workers,
-                                 reporter=bar)
+                                 supernet_epochs=supernet_epochs, path_sampler=path_sampler,
+                                 evaluate=evaluate, retrain=retrain, then=then, reporter=bar)
     except SearchInterrupted as e:
         bar.stop()
         _interrupted(e)

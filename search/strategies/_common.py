@@ -56,6 +56,9 @@ def trial_rng(seed: int, number: int, *salt: Any) -> random.Random:
 class TrialSeeded:
     """Mixin for Optuna's own samplers (random, TPE, NSGA-II): per-trial seeds.
 
+    ``class S(TrialSeeded, optuna.samplers.XSampler)`` takes X's arguments (``seed``
+    among them) and needs no body of its own.
+
     Their generators are reseeded from ``(seed, trial number)`` before every trial,
     so a resumed study (a new sampler object on an existing study) continues the
     sequence an uninterrupted run would have drawn instead of replaying it from
@@ -64,7 +67,8 @@ class TrialSeeded:
 
     _trial_seed: int
 
-    def _init_trial_seed(self, seed: int | None) -> None:
+    def __init__(self, seed: int | None = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)  # type: ignore[call-arg]
         self._trial_seed = fresh_seed() if seed is None else seed
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:

@@ -16,10 +16,6 @@ from ._common import TrialSeeded
 class NSGAIISampler(TrialSeeded, optuna.samplers.NSGAIISampler):
     """Optuna's NSGA-II, seeded per trial (a resumed run continues its sequence)."""
 
-    def __init__(self, *, seed: int | None = None, **kwargs: Any):
-        super().__init__(seed=seed, **kwargs)
-        self._init_trial_seed(seed)
-
 
 def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> Any:

@@ -12,10 +12,6 @@ from ._common import TrialSeeded
 class RandomSampler(TrialSeeded, optuna.samplers.RandomSampler):
     """Optuna's random sampler, seeded per trial (a resumed run continues its sequence)."""
 
-    def __init__(self, seed: int | None = None):
-        super().__init__(seed=seed)
-        self._init_trial_seed(seed)
-
 
 def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> Any:

@@ -20,10 +20,6 @@ from ._common import TrialSeeded
 class TPESampler(TrialSeeded, optuna.samplers.TPESampler):
     """Optuna's TPE, seeded per trial (a resumed run continues its sequence)."""
 
-    def __init__(self, *, seed: int | None = None, **kwargs: Any):
-        super().__init__(seed=seed, **kwargs)
-        self._init_trial_seed(seed)
-
 
 def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> Any:

@@ -8,70 +8,33 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import torch
+from search_testing import env, query, run_cli, write_spec
 
 import autoarch
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SPEC = """
-model small(x: [64]) -> [10] {
-  h = linear(x, choice(8, 16, 24, 32, 40, 48))
-  h = act(h, choice(relu, gelu, tanh))
-  return linear(h, 10)
-}
-train { data = digits  epochs = EPOCHS }
-search { strategy = random  trials = 4 }
-"""
-
-
-def write_spec(tmp_path: Path, epochs: int = 1, extra: str = "") -> Path:
-    path = tmp_path / "small.spec"
-    path.write_text(textwrap.dedent(SPEC).replace("EPOCHS", str(epochs)).lstrip() + extra)
-    return path
-
-
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "AUTOARCH_DEBUG"}
-
-
-def autoarch_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "autoarch", *map(str, args)], cwd=cwd,
-                          env=env(), capture_output=True, text=True, timeout=300)
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    return proc
-
-
-def query(db: Path, sql: str) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def test_search_history_and_best_commands(tmp_path):
     spec = write_spec(tmp_path)
-    proc = autoarch_cli("search", spec, "--trials", "3", "--name", "first", "--seed", "2",
-                        cwd=tmp_path)
+    proc = run_cli("search", spec, "--trials", "3", "--name", "first", "--seed", "2",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "starting run first: 0/3 trials done" in proc.stdout
     assert proc.stdout.count(" complete ") + proc.stdout.count(" complete  ") >= 1
     assert "history: autoarch.db (run first)" in proc.stdout  # the default --db
     db = tmp_path / "autoarch.db"
-    trials = json.loads(autoarch_cli("history", db, "--run", "first", "--json",
-                                     cwd=tmp_path).stdout)["trials"]
+    trials = json.loads(run_cli("history", db, "--run", "first", "--json",
+                                cwd=tmp_path).stdout)["trials"]
     done = [t for t in trials if t["state"] == "complete"]
     assert len(done) == 3
-    runs = json.loads(autoarch_cli("history", db, "--json", cwd=tmp_path).stdout)["runs"]
+    runs = json.loads(run_cli("history", db, "--json", cwd=tmp_path).stdout)["runs"]
     assert [(r["name"], r["done"], r["status"]) for r in runs] == [("first", 3, "finished")]
-    best = json.loads(autoarch_cli("best", db, "--json", "-o", tmp_path / "best.pt",
-                                   cwd=tmp_path).stdout)["best"]
+    best = json.loads(run_cli("best", db, "--json", "-o", tmp_path / "best.pt",
+                              cwd=tmp_path).stdout)["best"]
     top = max(t["objective"][0] for t in done)
     assert best[0]["objective"] == [top]
     saved = torch.load(tmp_path / "best.pt", weights_only=True)
@@ -79,34 +42,34 @@ def test_search_history_and_best_commands(tmp_path):
     model = autoarch.load_model(tmp_path / "best.pt")
     assert model(torch.zeros(2, 64)).shape == (2, 10)
     # the human-readable forms
-    assert "first" in autoarch_cli("history", db, cwd=tmp_path).stdout
-    table = autoarch_cli("history", db, "--run", "first", cwd=tmp_path).stdout
+    assert "first" in run_cli("history", db, cwd=tmp_path).stdout
+    table = run_cli("history", db, "--run", "first", cwd=tmp_path).stdout
     assert table.count("complete") == 3
-    assert "best" in autoarch_cli("best", db, cwd=tmp_path).stdout
+    assert "best" in run_cli("best", db, cwd=tmp_path).stdout
 
 
 def test_failed_trials_still_exit_zero(tmp_path):
     spec = write_spec(tmp_path)
     text = spec.read_text().replace("choice(relu, gelu, tanh)", "relu")
     spec.write_text(text.replace("epochs = 1", "epochs = 1  optimizer = sgd(lr = 1e12)"))
-    proc = autoarch_cli("search", spec, "--trials", "2", "--db", "d.db", cwd=tmp_path)
+    proc = run_cli("search", spec, "--trials", "2", "--db", "d.db", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("failed") >= 2 and "no trial completed" in proc.stdout
 
 
 def test_mistakes_are_located_errors_with_exit_one(tmp_path):
     spec = write_spec(tmp_path)
-    proc = autoarch_cli("search", spec, "--strategy", "mtcs", cwd=tmp_path)
+    proc = run_cli("search", spec, "--strategy", "mtcs", cwd=tmp_path)
     assert proc.returncode == 1 and "unknown strategy 'mtcs'" in proc.stderr
     assert "mcts" in proc.stderr  # the hint
     bad = tmp_path / "bad.spec"
     bad.write_text("model m(x: [4]) -> [2] { return linear(x, 2) }\nsearch { trials = 0 }\n")
-    proc = autoarch_cli("search", bad, cwd=tmp_path)
+    proc = run_cli("search", bad, cwd=tmp_path)
     assert proc.returncode == 1 and "bad.spec:2:19" in proc.stderr and "^" in proc.stderr
-    proc = autoarch_cli("history", tmp_path / "none.db", cwd=tmp_path)
+    proc = run_cli("history", tmp_path / "none.db", cwd=tmp_path)
     assert proc.returncode == 1 and "no history database" in proc.stderr
-    autoarch_cli("search", spec, "--trials", "1", "--name", "a", cwd=tmp_path)
-    proc = autoarch_cli("best", "autoarch.db", "--run", "b", cwd=tmp_path)
+    run_cli("search", spec, "--trials", "1", "--name", "a", cwd=tmp_path)
+    proc = run_cli("best", "autoarch.db", "--run", "b", cwd=tmp_path)
     assert proc.returncode == 1 and "no run named 'b'" in proc.stderr
 
 

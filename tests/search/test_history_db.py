@@ -100,7 +100,8 @@ def documented_schema() -> dict[str, set[str]]:
         while re.search(r"\([^()]*\)", columns):  # drop remarks, nested ones too
             columns = re.sub(r"\([^()]*\)", "", columns)
         schema[table] = set(re.findall(r"`(\w+)`", key)) | set(re.findall(r"`(\w+)`", columns))
-    assert set(schema) == {"runs", "candidates", "trials", "epochs", "weights"}, schema
+    assert set(schema) == {"runs", "candidates", "trials", "epochs", "weights",
+                           "supernet_epochs", "supernet_scores"}, schema
     return schema
 
 

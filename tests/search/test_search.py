@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from search_testing import query, spec_of
 
 import autoarch
 from autoarch.search.history import History
@@ -35,24 +35,9 @@ search { strategy = random  trials = 3 }
 """
 
 
-def spec_of(tmp_path: Path, text: str, name: str = "t.spec") -> autoarch.Spec:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text).lstrip())
-    return autoarch.load(path)
-
-
-def rows(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 def counted(db: Path) -> int:
-    return rows(db, "SELECT count(*) AS n FROM trials WHERE state IN ('complete', 'pruned') "
-                    "OR (state = 'failed' AND error NOT LIKE 'interrupted%')")[0]["n"]
+    return query(db, "SELECT count(*) AS n FROM trials WHERE state IN ('complete', 'pruned') "
+                     "OR (state = 'failed' AND error NOT LIKE 'interrupted%')")[0]["n"]
 
 
 # -- every strategy, end to end on the quickstart
@@ -65,7 +50,7 @@ def test_every_strategy_runs_the_quickstart(tmp_path, strategy, trials):
     db = tmp_path / "runs.db"
     result = autoarch.search(spec, strategy=strategy, trials=trials, epochs=1, db=db, seed=1)
     assert result.counted == trials
-    trs = rows(db, "SELECT * FROM trials ORDER BY number")
+    trs = query(db, "SELECT * FROM trials ORDER BY number")
     finished = [t for t in trs if t["state"] != "invalid"]
     assert len(finished) == trials and all(t["state"] == "complete" for t in finished)
     for t in finished:
@@ -73,9 +58,9 @@ def test_every_strategy_runs_the_quickstart(tmp_path, strategy, trials):
         assert 0.0 <= metrics["val_accuracy"] <= 1.0
         assert json.loads(t["objective"]) == [metrics["val_accuracy"]]
         # one epoch recorded per trained (non-duplicate) trial
-        n_epochs = rows(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?", (t["id"],))
+        n_epochs = query(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?", (t["id"],))
         assert n_epochs[0]["n"] == (0 if t["duplicate_of"] is not None else 1)
-    run = rows(db, "SELECT * FROM runs")[0]
+    run = query(db, "SELECT * FROM runs")[0]
     assert run["strategy"] == strategy and run["status"] == "finished"
     # the best is the maximum over the recorded trials
     best = max(json.loads(t["objective"])[0] for t in finished)
@@ -97,7 +82,7 @@ def test_nsga2_pareto_front_of_two_objectives(tmp_path):
     spec = spec_of(tmp_path, text, "q.spec")
     db = tmp_path / "runs.db"
     result = autoarch.search(spec, epochs=1, db=db, seed=0)
-    done = [t for t in rows(db, "SELECT * FROM trials") if t["state"] == "complete"
+    done = [t for t in query(db, "SELECT * FROM trials") if t["state"] == "complete"
             and t["duplicate_of"] is None]
     pts = {t["number"]: (json.loads(t["metrics"])["val_accuracy"], t["params"]) for t in done}
 
@@ -120,7 +105,7 @@ def test_constraints_never_let_an_over_budget_candidate_train(tmp_path):
     spec = spec_of(tmp_path, text, "c.spec")
     db = tmp_path / "runs.db"
     autoarch.search(spec, epochs=1, db=db, seed=3)
-    trs = rows(db, "SELECT * FROM trials")
+    trs = query(db, "SELECT * FROM trials")
     invalid = [t for t in trs if t["state"] == "invalid"]
     trained = [t for t in trs if t["state"] != "invalid"]
     assert len(trained) == 5 and invalid, "seed 3 proposes over-budget candidates"
@@ -130,8 +115,8 @@ def test_constraints_never_let_an_over_budget_candidate_train(tmp_path):
         assert (params <= 20_000) == (t["state"] != "invalid")
         if t["state"] == "invalid":
             assert "params <= 20k" in t["error"]
-            assert rows(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?",
-                        (t["id"],))[0]["n"] == 0
+            assert query(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?",
+                         (t["id"],))[0]["n"] == 0
             assert t["metrics"] is None
 
 
@@ -155,7 +140,7 @@ def test_invalid_candidates_are_recorded_with_their_reason(tmp_path):
     spec = spec_of(tmp_path, text)
     db = tmp_path / "runs.db"
     result = autoarch.search(spec, db=db)
-    trs = rows(db, "SELECT * FROM trials ORDER BY number")
+    trs = query(db, "SELECT * FROM trials ORDER BY number")
     assert [t["state"] for t in trs].count("complete") == 2
     assert result.counted == 2
 
@@ -168,7 +153,7 @@ def test_divergence_is_a_failed_trial_and_the_search_goes_on(tmp_path):
     spec = spec_of(tmp_path, text)
     db = tmp_path / "runs.db"
     result = autoarch.search(spec, db=db, trials=2, strategy="grid")
-    trs = rows(db, "SELECT * FROM trials")
+    trs = query(db, "SELECT * FROM trials")
     assert result.counted == 2 and [t["state"] for t in trs] == ["failed", "failed"]
     assert all(("nan" in t["error"] or "inf" in t["error"]) for t in trs)
     assert result.best == []
@@ -178,7 +163,7 @@ def test_a_candidate_seen_before_is_not_retrained(tmp_path):
     spec = spec_of(tmp_path, TINY)  # 4 candidates
     db = tmp_path / "runs.db"
     autoarch.search(spec, db=db, trials=12, seed=0)
-    trs = rows(db, "SELECT * FROM trials ORDER BY number")
+    trs = query(db, "SELECT * FROM trials ORDER BY number")
     assert len(trs) == 12
     originals = [t for t in trs if t["duplicate_of"] is None]
     assert len({(t["arch_hash"]) for t in originals}) == len(originals) <= 4
@@ -188,8 +173,8 @@ def test_a_candidate_seen_before_is_not_retrained(tmp_path):
             first = by_number[t["duplicate_of"]]
             assert first["arch_hash"] == t["arch_hash"] and first["duplicate_of"] is None
             assert t["objective"] == first["objective"]
-            assert rows(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?",
-                        (t["id"],))[0]["n"] == 0
+            assert query(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?",
+                         (t["id"],))[0]["n"] == 0
     assert len(originals) < 12
 
 
@@ -208,9 +193,9 @@ def test_isomorphic_candidates_share_one_architecture_row(tmp_path):
     spec = spec_of(tmp_path, text)
     db = tmp_path / "runs.db"
     autoarch.search(spec, db=db)
-    trs = rows(db, "SELECT * FROM trials ORDER BY number")
+    trs = query(db, "SELECT * FROM trials ORDER BY number")
     assert trs[0]["arch_hash"] == trs[1]["arch_hash"] and trs[1]["duplicate_of"] == 0
-    assert rows(db, "SELECT count(*) AS n FROM candidates")[0]["n"] == 1
+    assert query(db, "SELECT count(*) AS n FROM candidates")[0]["n"] == 1
 
 
 # -- history
@@ -219,12 +204,12 @@ def test_isomorphic_candidates_share_one_architecture_row(tmp_path):
 def test_schema_foreign_keys_and_wal(tmp_path):
     db = tmp_path / "runs.db"
     autoarch.search(spec_of(tmp_path, TINY), db=db, trials=1)
-    tables = {r["name"] for r in rows(db, "SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = {r["name"] for r in query(db, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"runs", "candidates", "trials", "epochs", "weights"} <= tables
-    fks = {(r["table"], r["from"]) for r in rows(db, "PRAGMA foreign_key_list(trials)")}
+    fks = {(r["table"], r["from"]) for r in query(db, "PRAGMA foreign_key_list(trials)")}
     assert fks == {("runs", "run_id"), ("candidates", "arch_hash")}
-    assert {r["table"] for r in rows(db, "PRAGMA foreign_key_list(epochs)")} == {"trials"}
-    assert rows(db, "PRAGMA journal_mode")[0][0] == "wal"
+    assert {r["table"] for r in query(db, "PRAGMA foreign_key_list(epochs)")} == {"trials"}
+    assert query(db, "PRAGMA journal_mode")[0][0] == "wal"
     h = History(db)  # History connections enforce foreign keys
     with pytest.raises(sqlite3.IntegrityError):
         h.db.execute("INSERT INTO trials (run_id, number, state) VALUES (999, 0, 'complete')")
@@ -233,7 +218,7 @@ def test_schema_foreign_keys_and_wal(tmp_path):
     with pytest.raises(sqlite3.IntegrityError):  # one number per run
         h.db.execute("INSERT INTO trials (run_id, number, state) VALUES (1, 0, 'complete')")
     h.close()
-    run = rows(db, "SELECT * FROM runs")[0]
+    run = query(db, "SELECT * FROM runs")[0]
     assert (tmp_path / run["study_storage"]).exists()  # the Optuna study, beside the db
     import optuna
     from optuna.storages import JournalStorage
@@ -272,8 +257,8 @@ def test_a_run_resumes_by_name_and_tops_up_to_the_new_budget(tmp_path):
     first = autoarch.search(spec, db=db, name="r", trials=2, seed=5)
     again = autoarch.search(spec, db=db, name="r", trials=4, seed=5)
     assert first.run == again.run == "r" and again.counted == 4
-    assert len(rows(db, "SELECT * FROM runs")) == 1
-    numbers = [t["number"] for t in rows(db, "SELECT number FROM trials ORDER BY number")]
+    assert len(query(db, "SELECT * FROM runs")) == 1
+    numbers = [t["number"] for t in query(db, "SELECT number FROM trials ORDER BY number")]
     assert numbers == list(range(len(numbers)))
     other = spec_of(tmp_path, TINY.replace("choice(8, 16)", "choice(8, 24)"), "u.spec")
     with pytest.raises(SearchError, match="different spec"):
@@ -294,13 +279,13 @@ def test_pruned_trials(tmp_path, pruner):
     spec = spec_of(tmp_path, text)
     db = tmp_path / "runs.db"
     result = autoarch.search(spec, db=db, pruner=pruner)
-    trs = rows(db, "SELECT * FROM trials ORDER BY number")
+    trs = query(db, "SELECT * FROM trials ORDER BY number")
     if pruner == "median":  # the median of three good trials prunes only the bad one
         assert [t["state"] for t in trs] == ["complete"] * 3 + ["pruned"]
     assert trs[0]["state"] == "complete" and trs[3]["state"] == "pruned"
     assert json.loads(trs[3]["metrics"])["epochs"] < 3
     assert result.counted == 4
-    n = rows(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?", (trs[3]["id"],))[0]["n"]
+    n = query(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?", (trs[3]["id"],))[0]["n"]
     assert 1 <= n < 3
 
 
@@ -323,7 +308,7 @@ def test_regression_search_minimises_val_loss(tmp_path):
     """
     spec = spec_of(tmp_path, text)
     result = autoarch.search(spec, db=tmp_path / "runs.db")
-    trs = rows(tmp_path / "runs.db", "SELECT * FROM trials")
+    trs = query(tmp_path / "runs.db", "SELECT * FROM trials")
     losses = [json.loads(t["metrics"])["val_loss"] for t in trs]
     assert result.best[0]["objective"] == [min(losses)]
     assert all(math.isfinite(v) for v in losses)

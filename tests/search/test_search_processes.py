@@ -11,52 +11,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-
-SPEC = """
-model small(x: [64]) -> [10] {
-  h = linear(x, choice(8, 16, 24, 32, 40, 48))
-  h = act(h, choice(relu, gelu, tanh))
-  return linear(h, 10)
-}
-train { data = digits  epochs = EPOCHS }
-search { strategy = random  trials = 4 }
-"""
-
-
-def write_spec(tmp_path: Path, epochs: int) -> Path:
-    path = tmp_path / "small.spec"
-    path.write_text(textwrap.dedent(SPEC).replace("EPOCHS", str(epochs)).lstrip())
-    return path
-
-
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "AUTOARCH_DEBUG"}
-
-
-def cli(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "autoarch", *map(str, args)]
-
-
-def run(*args: str | Path, cwd: Path, extra_env: dict[str, str] | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cli(*args), cwd=cwd, env={**env(), **(extra_env or {})},
-                          capture_output=True, text=True, timeout=timeout)
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    return proc
-
-
-def query(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+from search_testing import cli, env, query, run_cli, write_spec
 
 
 def wait_for_running(proc: subprocess.Popen, db: Path, epochs: int = 1,
@@ -110,9 +69,9 @@ def test_sigterm_and_ctrl_c_leave_the_run_resumable_and_say_how(tmp_path, sig, c
     command = lines[0].split("resume with: ", 1)[1]
     import shlex
 
-    resumed = run(*shlex.split(command)[1:], "--epochs", "1", cwd=tmp_path)
+    resumed = run_cli(*shlex.split(command)[1:], "--epochs", "1", cwd=tmp_path)
     assert resumed.returncode == 1 and "other settings" in resumed.stderr  # epochs changed
-    resumed = run(*shlex.split(command)[1:], cwd=tmp_path, timeout=600)
+    resumed = run_cli(*shlex.split(command)[1:], cwd=tmp_path, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     trials = query(db, "SELECT * FROM trials ORDER BY number")
     again = [r for r in trials if r["choices"] == victim["choices"] and r["id"] != victim["id"]]
@@ -163,8 +122,8 @@ def test_a_second_process_on_a_run_in_use_is_refused(tmp_path):
     rows = query(db, "SELECT * FROM trials ORDER BY number")
     assert [r["state"] for r in rows] == ["complete", "complete"]  # the first run, untouched
     # a different run of the same database is not blocked
-    other = run("search", spec, "--trials", "1", "--epochs", "1", "--db", db, "--name", "s",
-                cwd=tmp_path)
+    other = run_cli("search", spec, "--trials", "1", "--epochs", "1", "--db", db, "--name", "s",
+                    cwd=tmp_path)
     assert other.returncode == 0, other.stderr
 
 
@@ -172,8 +131,8 @@ def test_timeout_stops_a_running_trial_at_the_deadline(tmp_path):
     spec = write_spec(tmp_path, epochs=100_000)  # hours of training, were it not stopped
     db = tmp_path / "runs.db"
     t0 = time.monotonic()
-    proc = run("search", spec, "--trials", "3", "--db", db, "--timeout", "3", cwd=tmp_path,
-               timeout=120)
+    proc = run_cli("search", spec, "--trials", "3", "--db", db, "--timeout", "3", cwd=tmp_path,
+                   timeout=120)
     took = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     assert "timeout after 3 s" in proc.stdout
@@ -203,7 +162,7 @@ def test_backend_ray_without_ray_names_the_extra_and_writes_nothing(tmp_path):
                                         ("--workers", "0"), ("--data", "csv(")])
 def test_bad_flag_values_are_one_line_errors(tmp_path, flag, value):
     spec = write_spec(tmp_path, epochs=1)
-    proc = run("search", spec, flag, value, "--db", tmp_path / "runs.db", cwd=tmp_path)
+    proc = run_cli("search", spec, flag, value, "--db", tmp_path / "runs.db", cwd=tmp_path)
     assert proc.returncode == 1
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and flag in lines[0], proc.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from search_testing import query, spec_of
 
 import autoarch
 from autoarch.search.options import SearchError
@@ -41,23 +41,8 @@ search { strategy = random  trials = 3 }
 """
 
 
-def spec_of(tmp_path: Path, text: str, name: str = "t.spec") -> autoarch.Spec:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text).lstrip())
-    return autoarch.load(path)
-
-
-def rows(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 def trials(db: Path) -> list[sqlite3.Row]:
-    return rows(db, "SELECT * FROM trials ORDER BY number")
+    return query(db, "SELECT * FROM trials ORDER BY number")
 
 
 def ran(db: Path) -> list[sqlite3.Row]:
@@ -67,7 +52,7 @@ def ran(db: Path) -> list[sqlite3.Row]:
 
 
 def study_of(db: Path) -> optuna.Study:
-    run = rows(db, "SELECT * FROM runs")[-1]
+    run = query(db, "SELECT * FROM runs")[-1]
     storage = JournalStorage(JournalFileBackend(str(db.parent / run["study_storage"])))
     return optuna.load_study(study_name=run["study_name"], storage=storage)
 
@@ -115,7 +100,7 @@ def test_epochs_override_is_recorded_compared_and_kept_on_resume(tmp_path):
     autoarch.search(spec, trials=2, epochs=2, db=db, name="r", seed=1)
     for t in ran(db):
         assert json.loads(t["train_config"])["epochs"] == 2
-        n = rows(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?", (t["id"],))[0]["n"]
+        n = query(db, "SELECT count(*) AS n FROM epochs WHERE trial_id = ?", (t["id"],))[0]["n"]
         assert n == 2  # what was recorded is what was trained
     before = (db.read_bytes(), trials(db))
     with pytest.raises(SearchError, match=r"--epochs 2 then, --epochs 3 now"):
@@ -125,7 +110,7 @@ def test_epochs_override_is_recorded_compared_and_kept_on_resume(tmp_path):
     with pytest.raises(SearchError, match=r"seed 1 then, seed 2 now"):
         autoarch.search(spec, trials=4, epochs=2, db=db, name="r", seed=2)
     assert trials(db) == before[1]  # a refused resume changes nothing
-    assert rows(db, "SELECT status FROM runs")[0][0] == "finished"
+    assert query(db, "SELECT status FROM runs")[0][0] == "finished"
     done = autoarch.search(spec, trials=4, epochs=2, db=db, name="r", seed=1)
     assert done.counted == 4
 
@@ -138,7 +123,7 @@ def test_the_same_candidate_with_other_epochs_is_not_a_duplicate(tmp_path):
     autoarch.search(spec, strategy="grid", trials=1, epochs=1, db=db, name="a")
     first = trials(db)[0]
     h = History(db)
-    run_id = rows(db, "SELECT id FROM runs")[0]["id"]
+    run_id = query(db, "SELECT id FROM runs")[0]["id"]
     other = json.loads(first["train_config"]) | {"epochs": 3}
     text = json.dumps(other, sort_keys=True)
     assert h.evaluated(run_id, first["arch_hash"], first["train_config"]) is not None
@@ -268,7 +253,7 @@ def test_a_database_renamed_with_its_journal_resumes(tmp_path):
     db, result = _run_then(tmp_path, rename)
     assert result.counted == 5
     assert not (tmp_path / "runs.db.optuna.log").exists()  # no stray journal under the old name
-    assert rows(db, "SELECT study_storage FROM runs")[0][0] == "moved.db.optuna.log"
+    assert query(db, "SELECT study_storage FROM runs")[0][0] == "moved.db.optuna.log"
     assert_study_agrees(db)
 
 
