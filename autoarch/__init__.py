@@ -62,11 +62,29 @@ def load_model(path):
 
     return load(path)
 
+def supernet(spec: Spec, *, seed: int | None = 0):
+    """One weight-sharing supernet holding every candidate of ``spec`` (docs/oneshot.md).
+
+    Raises a located SpecError for a space one supernet cannot hold (a decision in
+    `train`, a continuous architecture decision). Imports torch on first use.
+
+    Example:
+        >>> net = autoarch.supernet(spec)
+        >>> from autoarch.search.supernet import train_supernet, score_candidate
+        >>> train_supernet(net, epochs=5, path_sampler="fair")
+        >>> score_candidate(net, spec.space().sample(seed=1))["val_accuracy"]
+        >>> model = net.extract(spec.space().sample(seed=1))
+    """
+    from .backends.torch.supernet import Supernet
+
+    return Supernet(spec, seed=seed)
+
+
 from . import search  # noqa: E402  (callable: autoarch.search(spec, ...))
 
 __all__ = [
     "AssignmentError", "CandidateError", "CommandError", "Condition", "Decision", "FirstDecider",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
-    "SpecTypeError", "SpecValueError", "SpecWarning", "compile", "load", "load_model", "loads", "save_model", "search",
+    "SpecTypeError", "SpecValueError", "SpecWarning", "compile", "load", "load_model", "loads", "save_model", "search", "supernet",
 ]

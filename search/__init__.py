@@ -4,6 +4,7 @@
 
     >>> result = autoarch.search(spec, strategy="tpe", trials=20, db="runs.db")
     >>> from autoarch.search import MCTSSampler, EvolutionSampler   # plain Optuna samplers
+    >>> from autoarch.search import train_supernet, score_candidate  # one-shot, by hand
 
 Heavy parts (optuna, torch) load on first use.
 """
@@ -30,6 +31,8 @@ _LAZY = {
     "Dataset": ".data",
     "train": ".trainer",
     "TrainingFailed": ".trainer",
+    "train_supernet": ".supernet",
+    "score_candidate": ".supernet",
 }
 
 

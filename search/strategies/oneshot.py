@@ -60,6 +60,7 @@ def prepare(spec: Spec, opts: Options, history: History, run_id: int, run: str, 
     the ``retrain`` best scored candidates, best first."""
     from ...backends.torch.supernet import Supernet
     from ..supernet import spec_data, supernet_config, train_supernet
+    from ..trainer import DeadlineReached
 
     cfg = supernet_config(spec)
     if opts.overrides.data is not None:
@@ -76,9 +77,13 @@ def prepare(spec: Spec, opts: Options, history: History, run_id: int, run: str, 
         note(f"supernet epoch {e.epoch}/{opts.supernet_epochs}: train_loss "
              f"{e.train_loss:.4f}, val_loss {e.val_loss:.4f}{acc} ({e.wall_s:.1f} s)")
 
-    epochs = train_supernet(net, data, epochs=opts.supernet_epochs,
-                            path_sampler=opts.path_sampler, config=cfg, seed=opts.seed,
-                            checkpoint=ckpt, on_epoch=on_epoch, deadline=deadline)
+    try:
+        epochs = train_supernet(net, data, epochs=opts.supernet_epochs,
+                                path_sampler=opts.path_sampler, config=cfg, seed=opts.seed,
+                                checkpoint=ckpt, on_epoch=on_epoch, deadline=deadline)
+    except DeadlineReached as e:  # the run stops at its timeout; a resume goes on
+        note(f"timeout during supernet training ({e}); the epochs saved stay")
+        return []
     for e in epochs:  # epochs saved before a kill that came before their row
         if e.epoch not in done and e.epoch not in {r["epoch"] for r in
                                                    history.supernet_epochs(run_id)}:
@@ -117,7 +122,9 @@ def _score(spec: Spec, opts: Options, history: History, run_id: int, net: Any, d
     if rows:
         note(f"resumed scoring: {len(rows)} candidates scored before")
     proposals, last_note = 0, time.monotonic()
-    while len(seen) < opts.evaluate and proposals < MAX_PROPOSALS_PER_SCORE * opts.evaluate:
+    size = spec.space().count()  # a small space ends scoring when all of it is scored
+    want = opts.evaluate if size is None else min(opts.evaluate, size)
+    while len(seen) < want and proposals < MAX_PROPOSALS_PER_SCORE * opts.evaluate:
         if deadline is not None and time.time() > deadline:
             break
         exhausted = getattr(sampler, "exhausted", None)
@@ -148,7 +155,7 @@ def _score(spec: Spec, opts: Options, history: History, run_id: int, net: Any, d
                 "objective": dumps(values), "params": graph.params, "flops": graph.flops})
         seen[arch] = values
         _tell(study, trial, values, opts.objectives)
-        if time.monotonic() - last_note > 2.0 or len(seen) == opts.evaluate:
+        if time.monotonic() - last_note > 2.0 or len(seen) == want:
             note(f"scored {len(seen)}/{opts.evaluate} candidates on the supernet")
             last_note = time.monotonic()
 

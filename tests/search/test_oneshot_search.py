@@ -204,3 +204,50 @@ def test_ranking_is_by_pareto_front_then_first_objective() -> None:
     single = [r["number"] for r in ranked(
         [{"number": i, "objective": json.dumps([p[0]])} for i, p in enumerate(points)], objs[:1])]
     assert single == sorted(range(len(points)), key=lambda i: -points[i][0])
+
+
+def test_sigkill_during_supernet_training_resumes_from_the_last_epoch(tmp_path: Path) -> None:
+    text = SPEC.replace("supernet_epochs = 3", "supernet_epochs = 6").replace(
+        "batch = 64", "batch = 16")
+    (tmp_path / "t.spec").write_text(text)
+    db = tmp_path / "s.db"
+    args = cli("search", tmp_path / "t.spec", "--db", db, "--name", "s")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env())
+    deadline = time.time() + 300
+    while time.time() < deadline and _count(db, "supernet_epochs") < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _count(db, "supernet_epochs")
+    assert 2 <= done < 6
+    saved = torch.load(checkpoint_path(db, "s"), weights_only=False)["epoch"]
+    assert saved in (done, done + 1)  # the row follows the checkpoint
+    again = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=600)
+    assert again.returncode == 0, again.stderr
+    said = again.stdout + again.stderr
+    assert f"supernet epoch {saved}/6" not in said  # not trained again
+    assert f"supernet epoch {saved + 1}/6" in said
+    assert [r["epoch"] for r in query(db, "SELECT epoch FROM supernet_epochs ORDER BY epoch")] \
+        == [1, 2, 3, 4, 5, 6]
+    assert len(query(db, "SELECT * FROM trials WHERE state = 'complete'")) == 2
+
+
+def test_a_history_from_before_oneshot_gains_its_tables_when_written(tmp_path: Path) -> None:
+    import sqlite3
+
+    from autoarch.search.history import History
+
+    db = tmp_path / "old.db"
+    History(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE supernet_epochs")
+    conn.execute("DROP TABLE supernet_scores")
+    conn.commit()
+    conn.close()
+    h = History(db, readonly=True)
+    assert h.supernet_scores(1) == [] and h.supernet_epochs(1) == []
+    h.close()
+    History(db).close()
+    names = {r["name"] for r in query(db, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"supernet_epochs", "supernet_scores"} <= names
