@@ -166,6 +166,11 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
                    supernet_epochs=cfg["supernet_epochs"], path_sampler=cfg["path_sampler"].name,
                    evaluate=cfg["evaluate"], retrain=cfg["retrain"], then=cfg["then"].name)
     if opts.strategy == "oneshot":
+        blk = spec.program.search
+        said_then = given.get("then") is not None or (
+            blk is not None and any(st.name == "then" for st in blk.settings))
+        if not said_then and len(opts.objectives) > 1:
+            opts.then = "nsga2"  # the default for several objectives (evolution has one)
         if given.get("trials") is not None:
             raise CommandError("--trials does not apply to a one-shot search: its trials are "
                                "the best candidates retrained", hint="use --retrain N")
@@ -200,6 +205,10 @@ def _check_oneshot(spec: Spec, opts: Options) -> None:
         raise CommandError("then = oneshot: the strategy that scores candidates on the "
                            "supernet must be a multi-trial one",
                            hint="evolution (the default), random, tpe, mcts, nsga2 or grid")
+    from .strategies import make_sampler
+
+    make_sampler(opts.then, spec, seed=opts.seed, n_objectives=len(opts.objectives),
+                 trials=opts.evaluate)  # refuses what it cannot do (several objectives)
     if opts.pruner != "none":
         raise SearchError("a pruner stops multi-trial training early; a one-shot search "
                           "retrains only its best candidates", hint="set pruner = none")

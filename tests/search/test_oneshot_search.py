@@ -124,6 +124,14 @@ def test_wrong_inputs_are_one_line_errors_before_anything_is_written(tmp_path: P
         autoarch.search(spec_of(tmp_path, SPEC.replace(
             "then = random", "then = random  objective = minimize(train_time)"), "o.spec"),
             db=db)
+    two = spec_of(tmp_path, SPEC.replace("then = random", "objective = [maximize(val_accuracy), "
+                                         "minimize(params)]"), "two.spec")
+    with pytest.raises(autoarch.SpecError, match="evolution is single-objective"):
+        autoarch.search(two, then="evolution", db=db)
+    from autoarch.search.options import options_of
+
+    assert options_of(two, strategy="oneshot").then == "nsga2"  # the default for several
+    assert options_of(spec, strategy="oneshot").then == "random"  # as the spec says
     lr = spec_of(tmp_path, SPEC.replace("lr = 0.01", "lr = choice(0.01, 0.001)"), "lr.spec")
     with pytest.raises(autoarch.SpecError) as info:
         autoarch.search(lr, db=db)
