@@ -20,23 +20,17 @@ from typing import Any
 
 from ...dsl.errors import SpecError, suggest
 
-#: strategies the spec language knows before their module exists: a spec naming one
-#: is "not available in this version" until ``<name>.py`` is added here
-PLANNED = ("oneshot",)
 #: strategy name -> module of this package
 MODULES = {info.name: info.name for info in pkgutil.iter_modules(__path__)
            if not info.name.startswith("_")}
-#: every name ``strategy = ...`` accepts: the modules, then the planned ones
-NAMES = (*MODULES, *(name for name in PLANNED if name not in MODULES))
+#: every name ``strategy = ...`` accepts
+NAMES = tuple(MODULES)
 
 
 def make_sampler(name: str, spec: Any, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> Any:
     """The Optuna sampler of strategy ``name`` for ``spec``'s space."""
     if name not in MODULES:
-        if name in NAMES:
-            raise SpecError(f"strategy {name} is not available in this version",
-                            hint="one of " + ", ".join(MODULES))
         raise SpecError(f"unknown strategy '{name}'",
                         hint=suggest(name, MODULES, listing="expected one of"))
     module = importlib.import_module(f"{__name__}.{MODULES[name]}")

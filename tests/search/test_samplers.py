@@ -488,32 +488,17 @@ def test_evolution_population_follows_the_run_budget(quickstart):
 
 def test_the_strategies_are_the_modules_of_their_folder():
     """The spec, the CLI and ``make_sampler`` know exactly the files in
-    search/strategies/ (listed here with pathlib, not pkgutil), plus the planned
-    ``oneshot``; each makes an Optuna sampler."""
+    search/strategies/ (listed here with pathlib, not pkgutil); each makes an
+    Optuna sampler."""
     from autoarch.compiler.settings import STRATEGIES
     from autoarch.search import strategies
 
     folder = Path(strategies.__file__).parent
     on_disk = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
     assert set(strategies.MODULES) == on_disk
-    assert set(STRATEGIES) == on_disk | {"oneshot"}
+    assert set(STRATEGIES) == on_disk
     assert len(STRATEGIES) == len(set(STRATEGIES))
     spec = autoarch.load(EXAMPLES / "quickstart.spec")
     for name in sorted(on_disk):
         sampler = strategies.make_sampler(name, spec, seed=0, n_objectives=1, trials=5)
         assert isinstance(sampler, optuna.samplers.BaseSampler), name
-
-
-@pytest.mark.skipif("oneshot" in __import__("autoarch.search.strategies",
-                                            fromlist=["MODULES"]).MODULES,
-                    reason="the oneshot strategy exists")
-def test_a_planned_strategy_parses_but_is_not_available(tmp_path):
-    text = (EXAMPLES / "quickstart.spec").read_text()
-    assert "strategy = random" in text
-    path = tmp_path / "q.spec"
-    path.write_text(text.replace("strategy = random", "strategy = oneshot"))
-    spec = autoarch.load(path)  # the language knows the name
-    with pytest.raises(autoarch.SpecError, match="strategy oneshot is not available in "
-                                                 "this version"):
-        autoarch.search(spec, trials=1, db=tmp_path / "h.db")
-    assert not (tmp_path / "h.db").exists()
