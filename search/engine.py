@@ -142,14 +142,7 @@ class _Search:
         self.reporter.start(record.name, requested, h.counted(run_id), resumed)
         if opts.timeout is not None:
             self.deadline = time.time() + opts.timeout
-        prepare = strategies.prepare_of(opts.strategy)
-        if prepare is not None:  # e.g. one-shot: train a supernet, score, pick the best
-            chosen = prepare(self.spec, opts, h, run_id, record.name, self.db,
-                             self.reporter.note, self.deadline)
-            known = [t.params for t in study.get_trials(deepcopy=False)]
-            for choices in chosen:
-                if choices not in known:
-                    study.enqueue_trial(choices)
+        record.prepare(study, self.reporter.note, self.deadline)  # one-shot's supernet
         stopped = self._loop(study, sampler)
         h.update_run(run_id, status="finished" if stopped is None or "exhausted" in stopped
                      else "stopped", finished_at=now())

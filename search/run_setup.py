@@ -311,6 +311,22 @@ class RunRecord:
                 else:
                     study.enqueue_trial(choices)
 
+    def prepare(self, study: Any, note: Callable[[str], None], deadline: float | None) -> None:
+        """Run the strategy's ``prepare`` hook, if it has one (one-shot trains its supernet
+        and scores candidates there), and queue the candidates it returns, once each."""
+        from .strategies import prepare_of
+
+        prepare = prepare_of(self.opts.strategy)
+        if prepare is None:
+            return
+        assert self.id is not None
+        chosen = prepare(self.spec, self.opts, self.history, self.id, self.name, self.db, note,
+                         deadline)
+        known = [t.params for t in study.get_trials(deepcopy=False)]
+        for choices in chosen:
+            if choices not in known:
+                study.enqueue_trial(choices)
+
     def fingerprint(self, cfg: Mapping[str, Any]) -> str:
         """The data's fingerprint; a SearchError when the run's data changed since."""
         from .data import fingerprint
