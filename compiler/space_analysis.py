@@ -80,25 +80,18 @@ class RepeatNode:
 def tree_count(node: Any, discrete: bool) -> int | None:
     """Candidates under ``node``; None if a continuous decision is under it (unless discrete)."""
     t = type(node)
-    if t is Product:
-        total = 1
-        for c in node.children:
+    if t is Product or t is Choice:  # all of the parts, or one of the branches
+        product = t is Product
+        total = 1 if product else 0
+        for c in node.children if product else node.branches:
             n = tree_count(c, discrete)
             if n is None:
                 return None
-            total *= n
+            total = total * n if product else total + n
         return total
     if t is Leaf:
         size = node.decision.size()
         return (1 if discrete else None) if size is None else size
-    if t is Choice:
-        total = 0
-        for b in node.branches:
-            n = tree_count(b, discrete)
-            if n is None:
-                return None
-            total += n
-        return total
     if t is Pinned:
         return tree_count(node.sub, discrete)
     prefix = [1]

@@ -520,18 +520,14 @@ class History:
             [run_id, arch_hash, train_config])
         return rows[0] if rows else None
 
-    # -- weights
-
     # -- one-shot runs
 
     @_translated
     def add_supernet_epoch(self, run_id: int, row: Mapping[str, Any]) -> None:
         """Record a supernet epoch (again after a resume: the row is replaced)."""
-        cols = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "wall_s", "paths")
-        with self.transaction():
-            self.db.execute(
-                f"INSERT OR REPLACE INTO supernet_epochs (run_id, {', '.join(cols)}) "
-                f"VALUES (?{', ?' * len(cols)})", [run_id, *(row.get(c) for c in cols)])
+        self._add_oneshot("INSERT OR REPLACE", "supernet_epochs", run_id, {
+            c: row.get(c) for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "lr",
+                                    "wall_s", "paths")})
 
     @_translated
     def supernet_epochs(self, run_id: int) -> list[dict[str, Any]]:
@@ -540,16 +536,18 @@ class History:
     @_translated
     def add_supernet_score(self, run_id: int, row: Mapping[str, Any]) -> None:
         """Record a candidate scored on the supernet (its number: the order of scoring)."""
-        cols = ("number", "arch_hash", "choices", "metrics", "objective", "params", "flops")
-        with self.transaction():
-            self.db.execute(
-                f"INSERT INTO supernet_scores (run_id, {', '.join(cols)}, scored_at) "
-                f"VALUES (?{', ?' * len(cols)}, ?)",
-                [run_id, *(row.get(c) for c in cols), now()])
+        self._add_oneshot("INSERT", "supernet_scores", run_id, {
+            **{c: row.get(c) for c in ("number", "arch_hash", "choices", "metrics", "objective",
+                                       "params", "flops")}, "scored_at": now()})
 
     @_translated
     def supernet_scores(self, run_id: int) -> list[dict[str, Any]]:
         return self._oneshot_rows("supernet_scores", run_id, "number")
+
+    def _add_oneshot(self, verb: str, table: str, run_id: int, row: Mapping[str, Any]) -> None:
+        with self.transaction():
+            self.db.execute(f"{verb} INTO {table} (run_id, {', '.join(row)}) "
+                            f"VALUES (?{', ?' * len(row)})", [run_id, *row.values()])
 
     def _oneshot_rows(self, table: str, run_id: int, order: str) -> list[dict[str, Any]]:
         if table not in self._tables():  # a file from before one-shot search, read-only
@@ -558,6 +556,8 @@ class History:
                               [run_id])
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    # -- weights
 
     @_translated
     def save_weights(self, trial_id: int, run_id: int, data: bytes) -> None:

@@ -167,16 +167,8 @@ def test_sigkill_while_scoring_loses_no_score_and_counts_none_twice(tmp_path: Pa
     text = SPEC.replace("choice(16, 32)", "int(8, 64, step = 8)").replace(
         "choice(1, 2)", "choice(1, 2, 3)").replace("evaluate = 12", "evaluate = 120").replace(
         "supernet_epochs = 3", "supernet_epochs = 1")
-    (tmp_path / "t.spec").write_text(text)
     db = tmp_path / "k.db"
-    args = cli("search", tmp_path / "t.spec", "--db", db, "--name", "k")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env())
-    deadline = time.time() + 300
-    while time.time() < deadline and _count(db, "supernet_scores") < 10:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    args = _killed_at(tmp_path, text, db, "supernet_scores", 10)
     scored = _count(db, "supernet_scores")
     assert 10 <= scored < 120
     again = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=600)
@@ -187,6 +179,21 @@ def test_sigkill_while_scoring_loses_no_score_and_counts_none_twice(tmp_path: Pa
     assert len({r["arch_hash"] for r in rows}) == 120
     assert len(query(db, "SELECT * FROM supernet_epochs")) == 1
     assert [r["state"] for r in query(db, "SELECT state FROM trials")] == ["complete"] * 2
+
+
+def _killed_at(tmp_path: Path, text: str, db: Path, table: str, rows: int) -> list[str]:
+    """Start ``autoarch search`` on ``text`` (run ``k``), SIGKILL it once ``table`` has
+    ``rows`` rows; the command, to run again."""
+    (tmp_path / "t.spec").write_text(text)
+    args = cli("search", tmp_path / "t.spec", "--db", db, "--name", "k")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env())
+    deadline = time.time() + 300
+    while time.time() < deadline and _count(db, table) < rows:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return args
 
 
 def _count(db: Path, table: str) -> int:
@@ -217,19 +224,11 @@ def test_ranking_is_by_pareto_front_then_first_objective() -> None:
 def test_sigkill_during_supernet_training_resumes_from_the_last_epoch(tmp_path: Path) -> None:
     text = SPEC.replace("supernet_epochs = 3", "supernet_epochs = 6").replace(
         "batch = 64", "batch = 16")
-    (tmp_path / "t.spec").write_text(text)
     db = tmp_path / "s.db"
-    args = cli("search", tmp_path / "t.spec", "--db", db, "--name", "s")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env())
-    deadline = time.time() + 300
-    while time.time() < deadline and _count(db, "supernet_epochs") < 2:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    args = _killed_at(tmp_path, text, db, "supernet_epochs", 2)
     done = _count(db, "supernet_epochs")
     assert 2 <= done < 6
-    saved = torch.load(checkpoint_path(db, "s"), weights_only=False)["epoch"]
+    saved = torch.load(checkpoint_path(db, "k"), weights_only=False)["epoch"]
     assert saved in (done, done + 1)  # the row follows the checkpoint
     again = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=600)
     assert again.returncode == 0, again.stderr
