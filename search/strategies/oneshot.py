@@ -172,7 +172,8 @@ def _tell(study: Any, trial: Any, values: list[float] | None,
 def ranked(rows: Sequence[Mapping[str, Any]],
            objectives: Sequence[Objective]) -> list[Mapping[str, Any]]:
     """Scored rows best first: by the one objective, or by Pareto front (non-dominated
-    sorting), ties and each front ordered by the first objective, then by number."""
+    sorting), each front ordered by the first objective, ties by the inherited
+    validation loss, then by number."""
     signs = [1.0 if o.direction == "minimize" else -1.0 for o in objectives]
     keyed = [(tuple(s * v for s, v in zip(signs, loads(r["objective"]), strict=True)), r)
              for r in rows]
@@ -184,7 +185,14 @@ def ranked(rows: Sequence[Mapping[str, Any]],
         ids = {id(a) for a in front}
         rest = [a for a in rest if id(a) not in ids]
     return [r for front in fronts
-            for _, r in sorted(front, key=lambda a: (a[0][0], a[1]["number"]))]
+            for _, r in sorted(front, key=lambda a: (a[0][0], _loss(a[1]), a[1]["number"]))]
+
+
+def _loss(row: Mapping[str, Any]) -> float:
+    """The inherited validation loss: it breaks ties of a coarse objective such as
+    accuracy on a small validation split (bench_oneshot: loss ranks better)."""
+    loss = (loads(row.get("metrics")) or {}).get("val_loss")
+    return float(loss) if loss is not None else 0.0
 
 
 def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:

@@ -219,6 +219,10 @@ def test_ranking_is_by_pareto_front_then_first_objective() -> None:
     single = [r["number"] for r in ranked(
         [{"number": i, "objective": json.dumps([p[0]])} for i, p in enumerate(points)], objs[:1])]
     assert single == sorted(range(len(points)), key=lambda i: -points[i][0])
+    # equal accuracies: the lower inherited loss first
+    tied = [{"number": i, "objective": json.dumps([0.5]), "metrics": json.dumps({"val_loss": v})}
+            for i, v in enumerate([0.9, 0.3, 0.6])]
+    assert [r["number"] for r in ranked(tied, objs[:1])] == [1, 2, 0]
 
 
 def test_sigkill_during_supernet_training_resumes_from_the_last_epoch(tmp_path: Path) -> None:
