@@ -63,7 +63,8 @@ def test_a_oneshot_run_records_every_phase(tmp_path: Path) -> None:
     for s in scores:
         assert json.loads(s["objective"]) == [json.loads(s["metrics"])["val_accuracy"]]
     # the trials are the two best scores, trained stand-alone
-    best = sorted(scores, key=lambda s: (-json.loads(s["objective"])[0], s["number"]))[:2]
+    best = sorted(scores, key=lambda s: (-json.loads(s["objective"])[0],
+                                         json.loads(s["metrics"])["val_loss"], s["number"]))[:2]
     trials = query(db, "SELECT * FROM trials ORDER BY number")
     assert [t["state"] for t in trials] == ["complete", "complete"]
     assert [t["arch_hash"] for t in trials] == [s["arch_hash"] for s in best]
