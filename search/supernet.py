@@ -78,6 +78,7 @@ class Validity:
         if ok is None:
             try:
                 graph = path_graph(self.spec, choices)
+                self.spec.check_params(graph)  # too large to build: not a path
                 ok = not self.spec.violated_constraints(graph)
             except SpecError as e:
                 if type(e) is SpecError:

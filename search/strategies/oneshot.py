@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ...compiler.spec import Spec, to_jsonable
-from ...dsl.errors import CandidateError
+from ...dsl.errors import CandidateError, SpecLimitError
 from ..history import History, dumps, loads
 from ..options import Objective, Options
 
@@ -134,7 +134,8 @@ def _score(spec: Spec, opts: Options, history: History, run_id: int, net: Any, d
         trial = study.ask()
         try:
             graph = spec.build_with(OptunaDecider(trial))
-        except CandidateError:
+            spec.check_params(graph)  # too large to build: not scored
+        except (CandidateError, SpecLimitError):
             _tell(study, trial, None, opts.objectives)
             continue
         arch = graph.hash
