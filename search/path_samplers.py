@@ -32,8 +32,6 @@ from ..compiler.deciders import RandomDecider
 from ..compiler.decisions import Decision
 from ..dsl.errors import SpecError, suggest
 
-PATH_SAMPLERS = ("uniform", "fair", "pada")
-
 #: draws before a sampler gives up finding a path that meets the constraints
 MAX_DRAWS = 1000
 #: PA&DA's importance weights are clipped to [1/W, W] (their variance stays bounded)
@@ -240,6 +238,7 @@ class PadaSampler(PathSampler):
         self.example_norms = None if norms is None else torch.tensor(norms)
 
 
+#: name -> sampler class; the names are ``settings.PATH_SAMPLERS`` (the `path_sampler` setting)
 SAMPLERS: dict[str, type[PathSampler]] = {
     cls.name: cls for cls in (UniformSampler, FairSampler, PadaSampler)}
 

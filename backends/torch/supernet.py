@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -400,10 +399,3 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
             m.momentum = mom
         model.train(was_training)
     return len(bns)
-
-
-def describe(net: Supernet) -> dict[str, Any]:
-    """Sizes of the supernet: slots, parameters, candidates scanned."""
-    params = sum(p.numel() for p in net.parameters())
-    return {"slots": len(net.slots), "params": params, "scanned": net.scanned,
-            "log10_params": math.log10(max(params, 1))}

@@ -304,3 +304,10 @@ def test_slots_grow_for_a_path_larger_than_the_scan_saw() -> None:
         with torch.no_grad():
             torch.testing.assert_close(net.extract(c).eval()(x), net(x, c), rtol=0, atol=1e-6)
     assert net.path(small)
+
+
+def test_the_path_sampler_setting_names_exactly_the_samplers() -> None:
+    from autoarch.compiler.settings import PATH_SAMPLERS
+    from autoarch.search.path_samplers import SAMPLERS
+
+    assert tuple(SAMPLERS) == PATH_SAMPLERS
