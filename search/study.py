@@ -20,6 +20,7 @@ so a database renamed together with its journal still finds it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -40,9 +41,33 @@ def journal_path(db: Path) -> Path:
 
 def _storage(path: Path) -> Any:
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-    return JournalStorage(JournalFileBackend(str(path)))
+    class Backend(JournalFileBackend):
+        """Optuna's file journal without the ``fsync`` after each line.
+
+        Each operation is still one line appended under the journal lock and
+        flushed to the operating system, so a killed process loses nothing it
+        wrote. Only a power cut can lose the last lines, and those the history
+        holds (committed by SQLite): ``resume_study`` finds the trials missing
+        and rebuilds the study from the history. The fsync cost about a third of
+        the search loop's own time per trial (eight appends per trial).
+        """
+
+        def __init__(self, file: str) -> None:
+            self.file, self.lock = file, JournalFileSymlinkLock(file)
+            super().__init__(file, lock_obj=self.lock)
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+            self.lock.acquire()
+            try:
+                with open(self.file, "ab") as f:
+                    f.write(text.encode("utf-8"))
+            finally:
+                self.lock.release()
+
+    return JournalStorage(Backend(str(path)))
 
 
 class StudyFiles:
