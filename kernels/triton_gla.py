@@ -71,14 +71,31 @@ def _scores(q, b, k_ptr, b_ptr, base, s, n, F, fs, fmask, BLOCK_C: tl.constexpr)
 
 
 @triton.jit
-def _forward(q_ptr, k_ptr, v_ptr, b_ptr, o_ptr, n, F, V, BLOCK_C: tl.constexpr,
-             BLOCK_F: tl.constexpr, BLOCK_V: tl.constexpr, PRECISION: tl.constexpr):
-    bh = tl.program_id(0)
+def _program(n, F, V, BLOCK_C: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_V: tl.constexpr):
+    """This program's (BH row, V block), its chunk rows, F and V columns with their
+    masks, and where its [n, F] and [n, V] slabs start."""
+    bh, vb = tl.program_id(0), tl.program_id(1)
     rows = tl.arange(0, BLOCK_C)
     fs = tl.arange(0, BLOCK_F)
-    vs = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
-    fmask, vmask = fs < F, vs < V
-    fbase, vbase = bh * n * F, bh * n * V
+    vs = vb * BLOCK_V + tl.arange(0, BLOCK_V)
+    return bh, vb, rows, fs, vs, fs < F, vs < V, bh * n * F, bh * n * V
+
+
+@triton.jit
+def _carry(state, k_ptr, b_ptr, b, v, fbase, s, t, n, F, fs, fmask, BLOCK_C: tl.constexpr,
+           PRECISION: tl.constexpr):
+    """The state after chunk ``s``: S_next = e^{G} * S + sum_j (k_j * e^{G - b_j})^T v_j."""
+    k = _tile(k_ptr, fbase, t, n, F, fs, fmask)
+    end = _row(b_ptr, fbase, tl.minimum(s + BLOCK_C, n) - 1, n, F, fs, fmask)
+    carried = tl.trans(k * tl.exp(end[None, :] - b))  # rows past n: k = 0
+    return tl.exp(end)[:, None] * state + tl.dot(carried, v, input_precision=PRECISION)
+
+
+@triton.jit
+def _forward(q_ptr, k_ptr, v_ptr, b_ptr, o_ptr, n, F, V, BLOCK_C: tl.constexpr,
+             BLOCK_F: tl.constexpr, BLOCK_V: tl.constexpr, PRECISION: tl.constexpr):
+    bh, vb, rows, fs, vs, fmask, vmask, fbase, vbase = _program(n, F, V, BLOCK_C, BLOCK_F,
+                                                                 BLOCK_V)
     state = tl.zeros([BLOCK_F, BLOCK_V], dtype=tl.float32)
     for s in range(0, n, BLOCK_C):
         t = s + rows
@@ -90,10 +107,8 @@ def _forward(q_ptr, k_ptr, v_ptr, b_ptr, o_ptr, n, F, V, BLOCK_C: tl.constexpr,
         o += tl.dot(a, v, input_precision=PRECISION)
         tl.store(o_ptr + vbase + t[:, None] * V + vs[None, :], o,
                  mask=(t[:, None] < n) & vmask[None, :])
-        k = _tile(k_ptr, fbase, t, n, F, fs, fmask)
-        end = _row(b_ptr, fbase, tl.minimum(s + BLOCK_C, n) - 1, n, F, fs, fmask)
-        carried = tl.trans(k * tl.exp(end[None, :] - b))  # rows past n: k = 0
-        state = tl.exp(end)[:, None] * state + tl.dot(carried, v, input_precision=PRECISION)
+        state = _carry(state, k_ptr, b_ptr, b, v, fbase, s, t, n, F, fs, fmask, BLOCK_C,
+                       PRECISION)
 
 
 @triton.jit
@@ -102,12 +117,8 @@ def _bwd_dq(q_ptr, k_ptr, v_ptr, b_ptr, do_ptr, dq_ptr, n, F, V, BH,
             PRECISION: tl.constexpr):
     """This V block's part of
     dq_t = e^{b_t} * (do_t S^T) + sum_{j <= t} (do_t . v_j) k_j e^{b_t - b_j}."""
-    bh, vb = tl.program_id(0), tl.program_id(1)
-    rows = tl.arange(0, BLOCK_C)
-    fs = tl.arange(0, BLOCK_F)
-    vs = vb * BLOCK_V + tl.arange(0, BLOCK_V)
-    fmask, vmask = fs < F, vs < V
-    fbase, vbase = bh * n * F, bh * n * V
+    bh, vb, rows, fs, vs, fmask, vmask, fbase, vbase = _program(n, F, V, BLOCK_C, BLOCK_F,
+                                                                 BLOCK_V)
     out = dq_ptr + vb * BH * n * F
     state = tl.zeros([BLOCK_F, BLOCK_V], dtype=tl.float32)
     for s in range(0, n, BLOCK_C):
@@ -125,10 +136,8 @@ def _bwd_dq(q_ptr, k_ptr, v_ptr, b_ptr, do_ptr, dq_ptr, n, F, V, BH,
             dq += col[:, None] * kj[None, :] * tl.exp(diff)
         tl.store(out + fbase + t[:, None] * F + fs[None, :], dq,
                  mask=(t[:, None] < n) & fmask[None, :])
-        k = _tile(k_ptr, fbase, t, n, F, fs, fmask)
-        end = _row(b_ptr, fbase, tl.minimum(s + BLOCK_C, n) - 1, n, F, fs, fmask)
-        carried = tl.trans(k * tl.exp(end[None, :] - b))
-        state = tl.exp(end)[:, None] * state + tl.dot(carried, v, input_precision=PRECISION)
+        state = _carry(state, k_ptr, b_ptr, b, v, fbase, s, t, n, F, fs, fmask, BLOCK_C,
+                       PRECISION)
 
 
 @triton.jit
@@ -141,12 +150,8 @@ def _bwd_dkdv(q_ptr, k_ptr, v_ptr, b_ptr, do_ptr, dk_ptr, dv_ptr, n, F, V, BH,
     dk_t = e^{G - b_t} * (v_t R^T) + sum_{s >= t} (do_s . v_t) q_s e^{b_s - b_t}
     (dk: this V block's part), then R <- e^{G} R + (q e^{b})^T do.
     """
-    bh, vb = tl.program_id(0), tl.program_id(1)
-    rows = tl.arange(0, BLOCK_C)
-    fs = tl.arange(0, BLOCK_F)
-    vs = vb * BLOCK_V + tl.arange(0, BLOCK_V)
-    fmask, vmask = fs < F, vs < V
-    fbase, vbase = bh * n * F, bh * n * V
+    bh, vb, rows, fs, vs, fmask, vmask, fbase, vbase = _program(n, F, V, BLOCK_C, BLOCK_F,
+                                                                 BLOCK_V)
     out_k = dk_ptr + vb * BH * n * F
     rev = tl.zeros([BLOCK_F, BLOCK_V], dtype=tl.float32)
     chunks = tl.cdiv(n, BLOCK_C)
