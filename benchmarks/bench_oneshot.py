@@ -298,8 +298,8 @@ def run(s: Settings) -> None:
           f"{len(data.x_val)} validation rows")
     print(f"{len(cands)} candidates stratified by size ({min(params)}..{max(params)} params); "
           f"stand-alone: {s.epochs} epochs x {s.seeds} seed(s), adamw lr "
-          f"{trainer._lr_of(cfg['optimizer'])}, batch {cfg['batch']}, cosine; supernet: lr "
-          f"{trainer._lr_of(sn_cfg['optimizer'])}, epochs {'/'.join(map(str, s.budgets))} "
+          f"{trainer.base_lr(cfg['optimizer'])}, batch {cfg['batch']}, cosine; supernet: lr "
+          f"{trainer.base_lr(sn_cfg['optimizer'])}, epochs {'/'.join(map(str, s.budgets))} "
           f"(fair: / {m}, as it trains {m} paths per step), {s.supernet_seeds} seed(s) each; "
           f"torch threads {torch.get_num_threads()}", flush=True)
     t0 = time.process_time()

@@ -135,7 +135,7 @@ def train_supernet(net: Supernet, data: Dataset | None = None, *, epochs: int = 
     loss_fn = trainer.loss_function(cfg["loss"], data)
     batch = int(cfg["batch"])
     clip = cfg.get("grad_clip")
-    cosine = trainer._name(cfg["schedule"]) == "cosine"
+    cosine = trainer.schedule_name(cfg["schedule"]) == "cosine"
     valid = Validity(spec)
     sampler = path_sampler if isinstance(path_sampler, PathSampler) else make_path_sampler(
         path_sampler, spec, valid, seed=seed)
@@ -164,7 +164,7 @@ def train_supernet(net: Supernet, data: Dataset | None = None, *, epochs: int = 
         start = state["epoch"] + 1
     net.on_grow.append(_follow(optimizer, base_lrs))
     monitor = _monitor_paths(spec, valid, seed)
-    nominal = trainer._lr_of(cfg["optimizer"])
+    nominal = trainer.base_lr(cfg["optimizer"])
     lr = nominal
     try:
         for epoch in range(start, epochs + 1):
@@ -234,7 +234,7 @@ def _step(net: Supernet, optimizer: torch.optim.Optimizer, paths: list[dict[str,
                 objective = objective + trainer.AUX_LOSS_COEF * aux
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise trainer.TrainingFailed(f"supernet loss is {trainer._nonfinite(value)} at "
+                raise trainer.TrainingFailed(f"supernet loss is {trainer.nonfinite_text(value)} at "
                                              f"epoch {epoch}, step {step + 1}")
             objective.backward()
             total += value

@@ -130,11 +130,7 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
     loss_fn = loss_function(cfg["loss"], data)
     device = _device(cfg["device"])
     clip = cfg.get("grad_clip")
-    cosine = _name(cfg["schedule"]) == "cosine"
-    if _name(cfg["schedule"]) not in SCHEDULES:
-        raise SpecError(f"unknown schedule '{_name(cfg['schedule'])}'",
-                        hint=suggest(_name(cfg["schedule"]), SCHEDULES,
-                                     listing="expected one of"))
+    cosine = schedule_name(cfg["schedule"]) == "cosine"
 
     torch.manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
@@ -144,7 +140,7 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
     check_shapes(model, data, device)
 
     optimizer, base_lrs = make_optimizer(model, cfg["optimizer"])
-    nominal = lr = _lr_of(cfg["optimizer"])
+    nominal = lr = base_lr(cfg["optimizer"])
     aux_modules = [m for m in model.modules() if isinstance(getattr(m, "aux_loss", None),
                                                             torch.Tensor)]
     n = len(x_train)
@@ -179,7 +175,7 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
                 objective = loss + AUX_LOSS_COEF * sum(m.aux_loss for m in aux_modules)
             value = float(objective.detach())
             if not math.isfinite(value):
-                raise TrainingFailed(f"loss is {_nonfinite(value)} at epoch {epoch}, "
+                raise TrainingFailed(f"loss is {nonfinite_text(value)} at epoch {epoch}, "
                                      f"step {step + 1}")
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
@@ -202,7 +198,7 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
         end = time.perf_counter()
         last_eval_s = end - eval_start
         if not math.isfinite(val[0]):
-            raise TrainingFailed(f"validation loss is {_nonfinite(val[0])} after epoch {epoch}")
+            raise TrainingFailed(f"validation loss is {nonfinite_text(val[0])} after epoch {epoch}")
         result = EpochResult(epoch, train_loss, train_acc, val[0], val[1], end - start, lr)
         train_time += result.wall_s
         history.append(result)
@@ -291,12 +287,22 @@ def _shape_hint(data: Dataset) -> str:
 # ---- settings ----------------------------------------------------------------------
 
 
-def _name(v: Any) -> str:
+def setting_name(v: Any) -> str:
+    """The name of a symbol setting (``cosine``, ``adamw(lr = 0.01)``) as text."""
     return v.name if isinstance(v, Symbol | SymbolCall) else str(v)
 
 
+def schedule_name(v: Any) -> str:
+    """The learning-rate schedule's name, checked."""
+    name = setting_name(v)
+    if name not in SCHEDULES:
+        raise SpecError(f"unknown schedule '{name}'",
+                        hint=suggest(name, SCHEDULES, listing="expected one of"))
+    return name
+
+
 def loss_function(v: Any, data: Dataset) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    name = _name(v)
+    name = setting_name(v)
     classify = data.task == "classification"
     if name == "auto":
         name = "cross_entropy" if classify else "mse"
@@ -316,7 +322,7 @@ def loss_function(v: Any, data: Dataset) -> Callable[[torch.Tensor, torch.Tensor
 
 
 def _device(v: Any) -> torch.device:
-    name = _name(v)
+    name = setting_name(v)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -329,7 +335,7 @@ def _device(v: Any) -> torch.device:
 
 def optimizer_settings(v: Any) -> tuple[str, dict[str, Any]]:
     """The optimizer's name and all its settings, defaults filled in."""
-    name = _name(v)
+    name = setting_name(v)
     if name not in OPTIMIZERS:
         raise SpecError(f"unknown optimizer '{name}'",
                         hint=suggest(name, OPTIMIZERS, listing="expected one of"))
@@ -354,7 +360,8 @@ def optimizer_settings(v: Any) -> tuple[str, dict[str, Any]]:
     return name, settings
 
 
-def _lr_of(v: Any) -> float:
+def base_lr(v: Any) -> float:
+    """The optimizer setting's learning rate (its default where none is given)."""
     return optimizer_settings(v)[1]["lr"]
 
 
@@ -392,6 +399,7 @@ def cosine_factor(step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * step / total))
 
 
-def _nonfinite(v: float) -> str:
+def nonfinite_text(v: float) -> str:
+    """How a loss that is not finite reads in an error: nan, inf or -inf."""
     return "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
 
