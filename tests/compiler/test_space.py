@@ -239,6 +239,21 @@ def test_lazy_if_else_only_evaluates_the_branch_taken():
     assert set(spec.build({"m.deep": False, "m.h#2": 16}).choices) == {"m.deep", "m.h#2"}
 
 
+def test_a_conditional_numbers_its_test_before_its_branches():
+    """Colliding names are numbered in evaluation order: ``a if c else b`` runs ``c``
+    first, so the test's decision is #1 although it stands second in the source."""
+    spec = spec_of("""
+        h = linear(x, choice(2, 3) if choice(true, false) else choice(4, 5))
+        return linear(h, 16)
+    """)
+    space = spec.space()
+    assert {d.name: d.choices for d in space.decisions} == {
+        "m.h#1": (True, False), "m.h#2": (2, 3), "m.h#3": (4, 5)}
+    g = spec.build({"m.h#1": False, "m.h#3": 5})
+    assert dict(g.choices) == {"m.h#1": False, "m.h#3": 5}
+    assert g.params == (16 * 5 + 5) + (5 * 16 + 16)
+
+
 # ---- control flow steered by decisions (analysis forks) ---------------------------
 
 
