@@ -36,7 +36,7 @@ OPTIMIZERS = {"adamw": ("lr", "weight_decay", "betas", "eps"),
               "sgd": ("lr", "weight_decay", "momentum", "nesterov")}
 LOSSES = ("auto", "cross_entropy", "mse")
 SCHEDULES = ("cosine", "constant")
-PRUNERS = ("none", "asha", "median")
+PRUNERS = ("none", "asha", "median", "hyperband")
 #: how a one-shot supernet picks the paths of a step (``search/path_samplers.py``)
 PATH_SAMPLERS = ("uniform", "fair", "pada")
 #: costs known from the IR before training (``Graph.costs()``): what a `constraint` may name
@@ -315,6 +315,10 @@ SEARCH_KEYS: dict[str, Key] = {
     "backend": Key(_symbol(("local", "ray"), "backend"), Symbol("local"), "executor"),
     "workers": Key(_int(1, limits.MAX_WORKERS), 1, "trials run at once"),
     "pruner": Key(_symbol(PRUNERS, "pruner"), Symbol("none"), "early stopping of trials"),
+    # resources of one trial on Ray (fractions share a CPU or GPU between trials)
+    "cpus_per_trial": Key(_number(0.0, limits.MAX_WORKERS, open_lo=True), 1.0,
+                          "CPUs Ray reserves for a trial"),
+    "gpus_per_trial": Key(_number(0.0, limits.MAX_WORKERS), 0.0, "GPUs Ray reserves for a trial"),
     # one-shot search (strategy = oneshot, docs/oneshot.md)
     "supernet_epochs": Key(_int(1, limits.MAX_EPOCHS), 10, "epochs of supernet training"),
     "path_sampler": Key(_symbol(PATH_SAMPLERS, "path sampler"), Symbol("uniform"),

@@ -191,6 +191,21 @@ def _source(data: Any, base_dir: str | Path) -> _Source:
                     hint="bundled: " + ", ".join(DATASETS))
 
 
+def data_file(data: Any, base_dir: str | Path = ".") -> Path | None:
+    """The file a ``csv(...)`` or ``npz(...)`` value reads (None for other data sets)."""
+    return _source(data, base_dir).path
+
+
+def with_data_file(data: Any, path: str | Path) -> Any:
+    """A ``csv(...)`` or ``npz(...)`` value that reads ``path`` instead of its own file
+    (the same target and settings): how a Ray worker reads a copy of the driver's file."""
+    assert isinstance(data, SymbolCall) and data.name in ("csv", "npz"), data
+    if any(k == "path" for k, _ in data.kwargs):
+        return SymbolCall(data.name, data.args, tuple((k, str(path) if k == "path" else v)
+                                                      for k, v in data.kwargs))
+    return SymbolCall(data.name, (str(path), *data.args[1:]), data.kwargs)
+
+
 def _file_key(path: Path) -> tuple[str, int, int, int, int]:
     """Path, modification time, size, inode and change time: a file's identity for caches.
 

@@ -13,6 +13,7 @@ candidates of interrupted trials are evaluated again when the run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -61,6 +62,8 @@ class _Job:
     t0: float
     #: called by an in-process executor after every epoch: records it, may prune
     on_epoch: Any = None
+    #: (architecture hash, training settings): what makes two trials the same
+    key: tuple[str, str] = ("", "")
 
 
 def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None,
@@ -108,19 +111,36 @@ class _Search:
         #: the run's best trials, kept from one completed trial to the next
         self._best: list[dict[str, Any]] | None = None
         self.history: History | None = None
+        self.requested = 0
+        self.timed_out = False
+        self.streak = 0  # invalid proposals in a row
+        #: the jobs training now, by key; the proposals waiting for each (by trial id)
+        self.inflight: dict[tuple[str, str], _Job] = {}
+        self.followers: dict[int, list[_Job]] = {}
 
     # -- setup
 
     def run(self) -> SearchResult:
-        probe = preflight(self.spec, self.opts, self.base_dir, self.reporter.note)
+        with contextlib.ExitStack() as stack:
+            study, sampler = self.begin(stack)
+            return self.close(study, self._loop(study, sampler))
+
+    def begin(self, stack: contextlib.ExitStack) -> tuple[Any, Any]:
+        """Check, then create or resume the run: its study and sampler. ``stack`` holds
+        the run's guard (lock, signals, the run's status on an error) until it closes."""
+        self.probe = preflight(self.spec, self.opts, self.base_dir, self.reporter.note)
         self.history = History(self.db)
         self.record = RunRecord(self.history, self.spec, self.opts, self.db, self.name,
                                 self.base_dir)
         self.files = StudyFiles(self.db)
-        with self.record.guarded(self.files):
-            return self._run(probe)
+        guard = self.record.guarded(self.files)
+        guard.__enter__()
+        stack.push(guard.__exit__)
+        return self.open(self.probe)
 
-    def _run(self, probe: Graph) -> SearchResult:
+    def open(self, probe: Graph) -> tuple[Any, Any]:
+        """Create or resume the run and its study, then prepare the strategy: the study
+        and its sampler, ready for :meth:`propose` and :meth:`settle`."""
         import optuna
 
         from . import strategies
@@ -133,72 +153,109 @@ class _Search:
         sampler = strategies.make_sampler(opts.strategy, self.spec, seed=opts.seed,
                                           n_objectives=len(opts.objectives),
                                           trials=opts.trials)
+        # on Ray, Tune's schedulers stop trials early (search/tune.py), not Optuna
+        pruner = optuna_pruner("none" if opts.backend == "ray" else opts.pruner)
         study = record.start(row, probe, self.files, self.reporter.note, sampler=sampler,
-                             pruner=optuna_pruner(opts.pruner),
-                             directions=[o.direction for o in opts.objectives])
+                             pruner=pruner, directions=[o.direction for o in opts.objectives])
         run_id = self.run_id = record.id
         assert run_id is not None
-        requested = max(opts.trials, h.counted(run_id))
-        self.reporter.start(record.name, requested, h.counted(run_id), resumed)
+        self.requested = max(opts.trials, h.counted(run_id))
+        self.reporter.start(record.name, self.requested, h.counted(run_id), resumed)
         if opts.timeout is not None:
             self.deadline = time.time() + opts.timeout
         record.prepare(study, self.reporter.note, self.deadline)  # one-shot's supernet
-        stopped = self._loop(study, sampler)
+        return study, sampler
+
+    def close(self, study: Any, stopped: str | None) -> SearchResult:
+        """Mark the run finished (or stopped: a timeout) and say what it found."""
+        h, run_id = self.history, self.run_id
+        assert h is not None and run_id is not None
         h.update_run(run_id, status="finished" if stopped is None or "exhausted" in stopped
                      else "stopped", finished_at=now())
-        return SearchResult(run=record.name, run_id=run_id, db=self.db,
-                            objectives=opts.objectives, counted=h.counted(run_id),
-                            requested=requested, outcomes=self.outcomes, stopped=stopped,
-                            best=[parsed(r) for r in best_trials(h, run_id, opts.objectives)],
+        return SearchResult(run=self.record.name, run_id=run_id, db=self.db,
+                            objectives=self.opts.objectives, counted=h.counted(run_id),
+                            requested=self.requested, outcomes=self.outcomes, stopped=stopped,
+                            best=[parsed(r) for r in best_trials(h, run_id,
+                                                                 self.opts.objectives)],
                             study=study)
 
     # -- the loop
 
     def _loop(self, study: Any, sampler: Any) -> str | None:
-        opts, h = self.opts, self.history
-        assert h is not None and self.run_id is not None
-        self.streak = 0
-        self.timed_out = False
-        ex = self._executor()
+        if self.opts.backend == "ray":
+            from .tune import run_on_tune
+
+            return run_on_tune(self, study, sampler)
+        from .executors import LocalExecutor
+
+        ex = LocalExecutor(self.base_dir, self.deadline)
         try:
             while True:
-                if h.counted(self.run_id) + ex.busy >= opts.trials:
+                if self.full(ex.busy):
                     if not ex.busy:
                         return None
                     self._collect(study, ex, block=True)
                     continue
-                if self.timed_out or (self.deadline is not None
-                                      and time.time() > self.deadline):
+                stop = self.should_stop(study, sampler)
+                if stop is not None:
                     break
-                exhausted = getattr(sampler, "exhausted", None)
-                if exhausted is not None and exhausted(study):
-                    return "grid exhausted: every candidate was tried"
                 self._collect(study, ex, block=ex.busy >= ex.size)
                 if ex.busy >= ex.size or self.timed_out:
                     continue  # (what was collected may have ended the search)
-                item = self._propose(study)
-                if isinstance(item, _Job):
-                    ex.submit(item)
-                else:
-                    self._done(item)
+                job = self.propose(study)
+                if job is not None:
+                    ex.submit(job)
             while ex.busy:  # running trials stop at the deadline too
                 self._collect(study, ex, block=True)
-            return f"timeout after {opts.timeout:g} s"
+            return f"timeout after {self.opts.timeout:g} s" if stop == "timeout" else stop
         except KeyboardInterrupt:
-            for job in ex.drop():
-                self._interrupted(study, job)
+            self.interrupt_all(study, ex.drop())
             raise
         finally:
             ex.close()
 
-    def _executor(self) -> Any:
-        if self.opts.backend == "ray":
-            from .ray_backend import RayExecutor
+    def full(self, busy: int) -> bool:
+        """Whether the trials counted, running (``busy``) and waiting for a twin fill
+        the budget."""
+        assert self.history is not None and self.run_id is not None
+        waiting = sum(len(f) for f in self.followers.values())
+        return self.history.counted(self.run_id) + busy + waiting >= self.opts.trials
 
-            return RayExecutor(self.opts.workers, self.spec, self.base_dir, self.deadline)
-        from .executors import LocalExecutor
+    def should_stop(self, study: Any, sampler: Any) -> str | None:
+        """Why no more trials may start: "timeout", or the sampler exhausted; else None."""
+        if self.timed_out or (self.deadline is not None and time.time() > self.deadline):
+            return "timeout"
+        exhausted = getattr(sampler, "exhausted", None)
+        if exhausted is not None and exhausted(study):
+            return "grid exhausted: every candidate was tried"
+        return None
 
-        return LocalExecutor(self.base_dir, self.deadline)
+    def propose(self, study: Any) -> _Job | None:
+        """Propose until a candidate needs training: its job. Invalid proposals and
+        duplicates of finished trials are recorded on the way; a candidate whose twin
+        is training now waits for it (None) and is recorded as its duplicate."""
+        item = self._propose(study)
+        if isinstance(item, TrialOutcome):
+            self._done(item)
+            return None
+        twin = self.inflight.get(item.key)
+        if twin is not None:
+            self.followers.setdefault(twin.trial_id, []).append(item)
+            return None
+        self.inflight[item.key] = item
+        return item
+
+    def interrupt_all(self, study: Any, jobs: list[_Job]) -> None:
+        """Ctrl-C: the running jobs and those waiting for them are interrupted."""
+        for job in jobs:
+            self._interrupted(study, job)
+            for f in self.followers.pop(job.trial_id, []):
+                self._interrupted(study, f)
+        for waiting in self.followers.values():
+            for f in waiting:
+                self._interrupted(study, f)
+        self.followers.clear()
+        self.inflight.clear()
 
     def _done(self, outcome: TrialOutcome) -> None:
         assert self.history is not None and self.run_id is not None
@@ -212,22 +269,36 @@ class _Search:
 
     def _collect(self, study: Any, ex: Any, *, block: bool) -> None:
         """Record the jobs the executor finished, then tell the study."""
-        assert self.history is not None
         for job, payload in ex.finished(block=block):
-            for ep in payload.get("epochs", ()):
-                self.history.add_epoch(job.trial_id, **ep)
-            if payload["ok"]:
-                out = self._finish(study, job, metrics=payload["metrics"],
-                                   model=payload["model"])
-            elif payload.get("pruned"):
-                out = self._finish(study, job, pruned=True)
-            elif payload.get("deadline"):
-                out = self._interrupted(study, job, TIMED_OUT)
-                self.timed_out = True
+            self.settle(study, job, payload)
+
+    def settle(self, study: Any, job: _Job, payload: Mapping[str, Any]) -> None:
+        """Record how a job ended (a payload as :mod:`~autoarch.search.executors`
+        describes it) and tell the study; then the same for the proposals that waited
+        for it, as its duplicates."""
+        assert self.history is not None
+        for ep in payload.get("epochs", ()):
+            self.history.add_epoch(job.trial_id, **ep)
+        if payload["ok"]:
+            out = self._finish(study, job, metrics=payload["metrics"], model=payload["model"])
+        elif payload.get("pruned"):
+            out = self._finish(study, job, pruned=True)
+        elif payload.get("deadline"):
+            out = self._interrupted(study, job, TIMED_OUT)
+            self.timed_out = True
+        else:
+            out = self._finish(study, job, error=payload["error"], tb=payload.get("traceback"))
+        self.inflight.pop(job.key, None)
+        self._done(out)
+        waiting = self.followers.pop(job.trial_id, [])
+        if not waiting:
+            return
+        row = self.history.trial(job.trial_id)
+        for f in waiting:
+            if out.error and out.error.startswith(INTERRUPTED):
+                self._done(self._interrupted(study, f, out.error))
             else:
-                out = self._finish(study, job, error=payload["error"],
-                                   tb=payload.get("traceback"))
-            self._done(out)
+                self._done(self._duplicate(study, f.trial, f.trial_id, row, f.out, f.t0))
 
     def _best_value(self) -> list[float] | None:
         assert self.history is not None and self.run_id is not None
@@ -271,7 +342,8 @@ class _Search:
                            arch_hash=arch, params=graph.params, flops=graph.flops)
         if earlier is not None:
             return self._duplicate(study, trial, trial_id, earlier, out, t0)
-        return _Job(trial, trial_id, out, graph, cfg, t0, self._on_epoch(trial, trial_id))
+        on_epoch = self._on_epoch(trial, trial_id) if self.opts.backend == "local" else None
+        return _Job(trial, trial_id, out, graph, cfg, t0, on_epoch, (arch, cfg_text))
 
     def _on_epoch(self, trial: Any, trial_id: int) -> Any:
         """Record each epoch as it ends; report it to the pruner, which may stop the trial."""

@@ -23,8 +23,10 @@ them as they happen, through ``job.on_epoch``, so a pruner can watch them).
 ==================  ==============================================================
 
 :class:`LocalExecutor` trains in this process, one job at a time, inside
-``finished``; :class:`~autoarch.search.ray_backend.RayExecutor` ships jobs to Ray
-workers. A new executor is one class with these six members.
+``finished``. A new executor is one class with these six members. (``backend =
+ray`` is not an executor: Ray Tune owns its loop, and
+:mod:`autoarch.search.tune` drives the same ``propose`` / ``settle`` steps of the
+search from Tune's searcher and callback.)
 """
 
 from __future__ import annotations

@@ -483,6 +483,14 @@ class History:
             self._insert("epochs", dict(fields, trial_id=trial_id), "INSERT OR REPLACE")
 
     @_translated
+    def trial(self, trial_id: int) -> dict[str, Any]:
+        """One trial's row, by its id."""
+        rows = self._rows("SELECT * FROM trials WHERE id = ?", [trial_id])
+        if not rows:
+            raise NotFoundError(f"no trial {trial_id}")
+        return rows[0]
+
+    @_translated
     def trials(self, run_id: int, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
         where, args = "run_id = ?", [run_id]
         if states is not None:

@@ -73,6 +73,9 @@ class Options:
     backend: str
     workers: int
     overrides: Overrides = field(default_factory=Overrides)
+    #: what Ray reserves for each trial (backend ray)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
     # one-shot search (strategy = oneshot; docs/oneshot.md)
     supernet_epochs: int = 10
     path_sampler: str = "uniform"
@@ -163,6 +166,8 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
                    objectives=objectives_of(cfg["objective"]), seed=cfg["seed"],
                    timeout=cfg["timeout"], pruner=cfg["pruner"].name,
                    backend=cfg["backend"].name, workers=cfg["workers"], overrides=overrides,
+                   cpus_per_trial=float(cfg["cpus_per_trial"]),
+                   gpus_per_trial=float(cfg["gpus_per_trial"]),
                    supernet_epochs=cfg["supernet_epochs"], path_sampler=cfg["path_sampler"].name,
                    evaluate=cfg["evaluate"], retrain=cfg["retrain"], then=cfg["then"].name)
     if opts.strategy == "oneshot":
@@ -183,14 +188,9 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
             raise SearchError(f"a pruner watches a metric measured every epoch, not "
                               f"{opts.objectives[0].metric}",
                               hint="one of " + ", ".join(EPOCH_METRICS))
-    if opts.backend == "ray":
-        if opts.pruner != "none":
-            raise SearchError("a pruner runs with the local backend only; Ray trials report "
-                              "their epochs when they end", hint="set pruner = none, or "
-                              "backend = local")
-        if importlib.util.find_spec("ray") is None:
-            raise CommandError("backend ray needs Ray, which is not installed",
-                               hint="pip install 'autoarch[ray]', or use --backend local")
+    if opts.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise CommandError("backend ray needs Ray Tune, which is not installed",
+                           hint='pip install "autoarch[ray]", or use --backend local')
     return opts
 
 

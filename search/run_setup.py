@@ -376,6 +376,8 @@ def optuna_pruner(name: str) -> Any:
         return optuna.pruners.SuccessiveHalvingPruner()
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()
 
 

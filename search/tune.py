@@ -1,0 +1,505 @@
+"""Ray Tune: autoarch's search as a Tune searcher, its training as a Tune trainable.
+
+Two pieces, usable in any ``tune.Tuner``:
+
+- :class:`SpecSearcher` proposes checked candidates of a spec with an autoarch
+  strategy (the same Optuna samplers, ``require`` / constraint checks and duplicate
+  detection as ``autoarch search``). Invalid candidates and duplicates are recorded
+  in the history and never become Tune trials; a candidate whose twin is training
+  now waits for it and is recorded as its duplicate. Its :attr:`SpecSearcher.callback`
+  (a ``tune.Callback``: add it to ``RunConfig(callbacks=...)``) records every
+  epoch as it is reported and every trial's end, from the driver: no worker opens
+  the database.
+- :func:`trainable` builds a candidate from a trial's config, trains it with the
+  spec's `train` settings, reports every epoch with ``tune.report`` (``epoch``,
+  ``train_loss``, ``val_loss``, ``val_accuracy`` ...; the last report carries the
+  final metrics and a checkpoint of the trained weights) and ships the spec's data
+  files with it, so workers need no shared file system.
+
+``backend = ray`` runs ``autoarch search`` on a Tuner built from those two
+(:func:`run_on_tune`), with ``pruner = asha | median | hyperband`` as Tune's
+schedulers and ``cpus_per_trial`` / ``gpus_per_trial`` as each trial's resources.
+The history stays the source of truth: a run whose driver was killed resumes from
+it (trials left running are recorded interrupted and tried again), on a new Tuner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.search import Searcher
+
+from ..compiler.spec import Spec, to_jsonable
+from .evaluate import Overrides, epoch_row, failure_reason, model_bytes, trial_config
+
+#: the key of a trial's config that :class:`SpecSearcher` fills in
+CONFIG_KEY = "autoarch"
+#: a report's keys that say how the trial ended (besides the epoch's metrics)
+FINAL, FAILED, DEADLINE = "autoarch_final", "autoarch_error", "autoarch_deadline"
+#: the file of a checkpoint that holds the trained model (as ``autoarch.save_model``)
+MODEL_FILE = "model.pt"
+
+
+# ---- the trainable ---------------------------------------------------------------
+
+
+def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
+              deadline: float | None = None) -> Any:
+    """A Tune function trainable that trains the spec's candidates.
+
+    A trial's config is either what :class:`SpecSearcher` suggests, or Tune's own
+    search space keyed by decision names (``{"digits.width": tune.choice([16, 32])}``,
+    every decision the candidate meets given). ``epochs`` and ``data`` replace the spec's
+    `train` settings, as ``autoarch search --epochs / --data`` do. The csv / npz
+    files the spec trains on are read here, once, and travel to the workers with
+    the trainable.
+    """
+    from .options import overrides_of
+
+    overrides = overrides_of(epochs, data)
+    base_dir = Path(spec.filename).parent.resolve() if spec.filename else Path(".").resolve()
+    files = shipped_files(spec, overrides, base_dir)
+    return tune.with_parameters(_run_trial, source=spec.source, filename=spec.filename or "",
+                                overrides=overrides, base_dir=str(base_dir), files=files,
+                                deadline=deadline)
+
+
+def shipped_files(spec: Spec, overrides: Overrides, base_dir: Path) -> dict[str, bytes]:
+    """The data files the spec's candidates train on, by their path on this machine."""
+    from .data import data_file
+
+    graph = spec.build_with(_FirstDecider())
+    path = data_file(trial_config(graph, overrides)["data"], base_dir)
+    return {} if path is None else {str(path.resolve()): path.read_bytes()}
+
+
+class _FirstDecider:
+    """Any one candidate (the first alternative everywhere): to read the train block."""
+
+    def decide(self, d: Any) -> Any:
+        if d.kind == "categorical":
+            return d.choices[0]
+        return d.low
+
+
+def _local_copy(path: str, content: bytes) -> Path:
+    """This node's copy of a shipped file, written once per content."""
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "autoarch-data" / digest
+    target = folder / Path(path).name
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+        tmp.write_bytes(content)
+        os.replace(tmp, target)
+    return target
+
+
+_SPECS: dict[tuple[str, str], Spec] = {}
+
+
+def _run_trial(config: Mapping[str, Any], *, source: str, filename: str, overrides: Overrides,
+               base_dir: str, files: Mapping[str, bytes], deadline: float | None) -> None:
+    """One trial, in a Ray worker: build, train, report every epoch, checkpoint."""
+    from ..compiler.spec import loads
+    from ..dsl.errors import SpecError
+    from .data import data_file, with_data_file
+    from .evaluate import train_candidate
+    from .trainer import DeadlineReached
+
+    spec = _SPECS.get((source, filename))
+    if spec is None:
+        spec = _SPECS[(source, filename)] = loads(source, filename or "<spec>")
+    info = config.get(CONFIG_KEY)
+    choices = json.loads(info["choices"]) if info else dict(config)
+    last = {"epoch": 0}
+    try:
+        graph = spec.build(choices)
+        cfg = trial_config(graph, overrides)
+        path = data_file(cfg["data"], base_dir)
+        if path is not None and str(path.resolve()) in files:
+            cfg["data"] = with_data_file(cfg["data"],
+                                         _local_copy(str(path), files[str(path.resolve())]))
+    except (SpecError, FileNotFoundError, OSError) as e:
+        if info is None:
+            raise  # Tune's own search space: the user's mistake, shown by Tune
+        tune.report({FAILED: failure_reason(e), "epoch": 0, **_blank()})
+        return
+    epochs = int(cfg["epochs"])
+
+    def on_epoch(ep: Any) -> None:
+        row = epoch_row(ep)
+        last.update(row)
+        if ep.epoch < epochs:  # the last epoch is reported with the final metrics
+            tune.report(_numbers(row))
+
+    try:
+        result = train_candidate(graph, cfg, base_dir, on_epoch=on_epoch, deadline=deadline)
+    except DeadlineReached:
+        tune.report({**_blank(), **_numbers(last), DEADLINE: True})
+        return
+    except Exception as e:  # noqa: BLE001 - recorded as the trial's failure
+        tune.report({**_blank(), **_numbers(last), FAILED: failure_reason(e),
+                     "autoarch_traceback": None if isinstance(e, SpecError)
+                     else traceback.format_exc(limit=20)})
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, MODEL_FILE).write_bytes(
+            model_bytes(result.model, spec, graph.choices, cfg["seed"]))
+        metrics = {**result.metrics, **_worker()}
+        tune.report({**_numbers(last), FINAL: json.dumps(metrics)},
+                    checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _blank() -> dict[str, float]:
+    """Every epoch metric, not measured: a report a scheduler can read without error."""
+    from ..compiler.settings import EPOCH_METRICS
+
+    return dict.fromkeys(EPOCH_METRICS, math.nan)
+
+
+def _numbers(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An epoch row for Tune (a metric not measured, such as a regression's accuracy,
+    as nan: schedulers compare numbers)."""
+    return {k: (math.nan if v is None else v) for k, v in row.items()}
+
+
+def _worker() -> dict[str, Any]:
+    """Where the trial ran: this process, its Ray node and the resources Ray gave it."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    return {"worker_pid": os.getpid(), "worker_node": ctx.get_node_id(),
+            "worker_resources": dict(ctx.get_assigned_resources())}
+
+
+# ---- the searcher ----------------------------------------------------------------
+
+
+class SpecSearcher(Searcher):
+    """A Tune searcher that proposes a spec's checked candidates and records them.
+
+    Args:
+        spec: the spec whose space is searched.
+        strategy, trials, seed, timeout, epochs, data: as :func:`autoarch.search`
+            (None: the spec's `search` block). The searcher proposes until ``trials``
+            trials are counted in the run, then tells Tune it is finished.
+        db, name: the history database and the run's name; the same name resumes.
+
+    Add :attr:`callback` to the Tuner's ``RunConfig(callbacks=[...])``: it records
+    the trials. When the Tuner ends, :attr:`result` holds the run's
+    :class:`~autoarch.search.SearchResult`.
+
+    Example:
+        >>> searcher = SpecSearcher(spec, strategy="tpe", trials=20, db="runs.db")
+        >>> tuner = tune.Tuner(trainable(spec), tune_config=tune.TuneConfig(
+        ...     search_alg=searcher, num_samples=-1),
+        ...     run_config=tune.RunConfig(callbacks=[searcher.callback]))
+        >>> tuner.fit(); searcher.result.best[0]["metrics"]
+    """
+
+    def __init__(self, spec: Spec, *, strategy: str | None = None, trials: int | None = None,
+                 seed: int | None = None, timeout: float | None = None,
+                 epochs: int | None = None, data: Any = None,
+                 db: str | Path = "autoarch.db", name: str | None = None,
+                 reporter: Any = None, _driver: Any = None) -> None:
+        super().__init__()
+        self.result: Any = None
+        self.stopped: str | None = None
+        #: Tune trial id -> the job it trains
+        self.jobs: dict[str, Any] = {}
+        self.callback = HistoryCallback(self)
+        self._attached = False  # the callback's setup ran
+        self._stack: contextlib.ExitStack | None = None
+        if _driver is not None:  # autoarch search --backend ray: the run is set up
+            self.driver, self.study, self.sampler = _driver
+            return
+        from .engine import Reporter, _Search
+        from .options import options_of, overrides_of
+
+        opts = options_of(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
+                          overrides=overrides_of(epochs, data))
+        opts.backend = "ray"  # trials train on Tune; Tune's schedulers prune
+        self.driver = _Search(spec, opts, Path(db), name, reporter or Reporter())
+        self._stack = contextlib.ExitStack()
+        try:
+            self.study, self.sampler = self.driver.begin(self._stack)
+        except BaseException:
+            if not self._stack.__exit__(*sys.exc_info()):
+                raise
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its searcher with the experiment's state; the history (and an
+        open database) is the state here, so a copy keeps only where it lives."""
+        return {"saved": {"db": str(self.driver.db), "run": self.driver.record.name}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)  # an inert copy: make a new searcher to resume
+
+    @classmethod
+    def attached(cls, driver: Any, study: Any, sampler: Any) -> SpecSearcher:
+        """The searcher of a run ``autoarch search`` has set up (``backend = ray``)."""
+        return cls(driver.spec, _driver=(driver, study, sampler))
+
+    # -- Tune's side
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if not self._attached:
+            raise RuntimeError("SpecSearcher records trials through its callback: pass "
+                               "RunConfig(callbacks=[searcher.callback]) to the Tuner")
+        if self.stopped is not None or self.result is not None:
+            return Searcher.FINISHED
+        d = self.driver
+        while True:
+            if d.full(len(self.jobs)):
+                if self.jobs or d.followers:
+                    return None  # wait for the running trials
+                return self._finished(None)
+            stop = d.should_stop(self.study, self.sampler)
+            if stop is not None:
+                if self.jobs:
+                    return None
+                return self._finished(f"timeout after {d.opts.timeout:g} s"
+                                      if stop == "timeout" else stop)
+            job = d.propose(self.study)
+            if job is not None:
+                self.jobs[trial_id] = job
+                return {CONFIG_KEY: {"choices": json.dumps(to_jsonable(job.out.choices)),
+                                     "number": job.out.number}}
+
+    def _finished(self, why: str | None) -> str:
+        self.stopped = why if why is not None else self.stopped
+        self.finish()
+        return Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        pass  # recorded by the callback, which sees how the trial ended
+
+    def save(self, checkpoint_path: str) -> None:
+        """The history is the searcher's state: what to reopen it with."""
+        d = self.driver
+        Path(checkpoint_path).write_text(json.dumps({"db": str(d.db), "run": d.record.name}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Nothing to load: a searcher made again with the same ``db`` and ``name``
+        resumes the run from its history (trials left running are tried again)."""
+        saved = json.loads(Path(checkpoint_path).read_text())
+        d = self.driver
+        if saved != {"db": str(d.db), "run": d.record.name}:
+            raise ValueError(f"this searcher records run {d.record.name} in {d.db}, the "
+                             f"checkpoint is of run {saved['run']} in {saved['db']}")
+
+    # -- the run's end
+
+    def finish(self) -> Any:
+        """End the run (once): trials still open are recorded interrupted; the result."""
+        if self.result is not None:
+            return self.result
+        d = self.driver
+        if self.jobs:
+            d.interrupt_all(self.study, list(self.jobs.values()))
+            self.jobs.clear()
+        if self._stack is None:  # autoarch search closes the run itself
+            self.result = True
+            return None
+        try:
+            self.result = d.close(self.study, self.stopped)
+        finally:
+            self._stack.close()
+        return self.result
+
+
+class HistoryCallback(tune.Callback):
+    """Records a :class:`SpecSearcher`'s trials in the history as Tune reports them."""
+
+    def __init__(self, searcher: SpecSearcher) -> None:
+        self.searcher = searcher
+        self.checkpoints: dict[str, Any] = {}
+        self.ends: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # (pickled with the Tuner's state; the searcher holds what matters)
+
+    def setup(self, **info: Any) -> None:
+        self.searcher._attached = True
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        job = self.searcher.jobs.get(trial.trial_id)
+        if job is None:
+            return
+        if FINAL in result or FAILED in result or DEADLINE in result:
+            self.ends[trial.trial_id] = dict(result)
+        if FAILED in result or DEADLINE in result or not result.get("epoch"):
+            return
+        row = {k: result.get(k) for k in ("epoch", "train_loss", "train_accuracy",
+                                           "val_loss", "val_accuracy", "lr", "wall_s")}
+        history = self.searcher.driver.history
+        history.add_epoch(job.trial_id, **{k: (None if isinstance(v, float) and math.isnan(v)
+                                               else v) for k, v in row.items()})
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        self.checkpoints[trial.trial_id] = checkpoint
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._settle(trial, self._payload(trial))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        text = trial.get_error() or ""
+        lines = [x for x in str(text).splitlines() if x.strip()]
+        why = lines[-1].strip() if lines else "the trial's Ray worker failed"
+        self._settle(trial, {"ok": False, "error": f"Ray trial failed: {why}"[:2000],
+                             "traceback": str(text)[-8000:] or None})
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.searcher.finish()
+
+    def _payload(self, trial: Any) -> dict[str, Any]:
+        end = self.ends.pop(trial.trial_id, None)
+        checkpoint = self.checkpoints.pop(trial.trial_id, None) or trial.checkpoint
+        if end is None:  # a scheduler stopped it after an epoch
+            return {"ok": False, "pruned": True}
+        if FAILED in end:
+            return {"ok": False, "error": end[FAILED],
+                    "traceback": end.get("autoarch_traceback")}
+        if DEADLINE in end:
+            return {"ok": False, "deadline": True}
+        model = None
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                model = Path(folder, MODEL_FILE).read_bytes()
+        return {"ok": True, "metrics": json.loads(end[FINAL]), "model": model}
+
+    def _settle(self, trial: Any, payload: dict[str, Any]) -> None:
+        s = self.searcher
+        job = s.jobs.pop(trial.trial_id, None)
+        if job is not None:
+            s.driver.settle(s.study, job, payload)
+
+
+# ---- autoarch search --backend ray -------------------------------------------------
+
+
+def scheduler_of(pruner: str, metric: str, direction: str, epochs: int) -> Any:
+    """Tune's scheduler for a `pruner` setting (None for none), on the epoch count."""
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule
+
+    mode = "max" if direction == "maximize" else "min"
+    if pruner == "asha":
+        return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=epochs,
+                             grace_period=1, reduction_factor=3)
+    if pruner == "median":
+        return MedianStoppingRule(time_attr="epoch", metric=metric, mode=mode,
+                                  grace_period=1, min_samples_required=3)
+    if pruner == "hyperband":
+        return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=epochs)
+    return None
+
+
+@contextlib.contextmanager
+def ray_connected(workers: int, cpus_per_trial: float) -> Any:
+    """Ray, for the search: the cluster ``RAY_ADDRESS`` names, the one this process
+    already joined, or a private local instance sized for ``workers`` trials."""
+    import ray
+
+    owns = False
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="warning")
+        else:
+            ray.init(address="local", num_cpus=max(1, math.ceil(workers * cpus_per_trial)),
+                     include_dashboard=False, log_to_driver=False, logging_level="warning")
+        owns = True
+    try:
+        yield ray
+    finally:
+        if owns:
+            ray.shutdown()
+
+
+def _check_resources(ray: Any, cpus: float, gpus: float) -> None:
+    from .options import SearchError
+
+    have = ray.cluster_resources()
+    for name, want, setting in (("CPU", cpus, "cpus_per_trial"), ("GPU", gpus, "gpus_per_trial")):
+        if want > have.get(name, 0.0):
+            raise SearchError(f"{setting} = {want:g}, but the Ray cluster has "
+                              f"{have.get(name, 0.0):g} {name}s: no trial could start",
+                              hint=f"lower {setting}, or add nodes with {name}s")
+
+
+#: while autoarch runs a Tuner: Ctrl-C stops the search as it does locally (not Tune's
+#: own handler, which would end the running trials as if complete), and Tune prints
+#: nothing (the search has its own progress)
+_TUNE_ENV = {"TUNE_DISABLE_SIGINT_HANDLER": "1", "RAY_AIR_NEW_OUTPUT": "0",
+             "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+
+
+@contextlib.contextmanager
+def _quiet_tune() -> Any:
+    import logging
+
+    saved = {k: os.environ.get(k) for k in _TUNE_ENV}
+    os.environ.update(_TUNE_ENV)
+    logger = logging.getLogger("ray.tune")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_on_tune(driver: Any, study: Any, sampler: Any) -> str | None:
+    """The search loop of ``backend = ray``: a Tuner with a :class:`SpecSearcher`
+    proposing through ``driver`` and its callback recording; why it stopped."""
+    opts = driver.opts
+    o = opts.objectives[0]
+    with ray_connected(opts.workers, opts.cpus_per_trial) as ray:
+        _check_resources(ray, opts.cpus_per_trial, opts.gpus_per_trial)
+        searcher = SpecSearcher.attached(driver, study, sampler)
+        train = trainable(driver.spec, epochs=opts.overrides.epochs, data=opts.overrides.data,
+                          deadline=driver.deadline)
+        resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
+        epochs = int(trial_config(driver.probe, opts.overrides)["epochs"])
+        storage = tempfile.mkdtemp(prefix="autoarch-tune-")
+        try:
+            with _quiet_tune():
+                tune.Tuner(
+                    tune.with_resources(train, resources),
+                    tune_config=tune.TuneConfig(
+                        search_alg=searcher, num_samples=-1,
+                        max_concurrent_trials=opts.workers, reuse_actors=True,
+                        scheduler=scheduler_of(opts.pruner, o.metric, o.direction, epochs)),
+                    run_config=tune.RunConfig(
+                        name=driver.record.name, storage_path=storage, verbose=0,
+                        callbacks=[searcher.callback],
+                        failure_config=tune.FailureConfig(max_failures=0))).fit()
+        except KeyboardInterrupt:
+            driver.interrupt_all(study, list(searcher.jobs.values()))
+            searcher.jobs.clear()
+            raise
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
+        searcher.finish()
+        return searcher.stopped
