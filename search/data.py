@@ -180,7 +180,8 @@ def _source(data: Any, base_dir: str | Path) -> _Source:
                 raise DataError('csv() needs the target column, like csv("data.csv", '
                                 'target = "label")')
             args = (target,)
-        full = Path(base_dir) / Path(path).expanduser()
+        full = data_file(data, base_dir)
+        assert full is not None
         if not full.is_file():
             raise DataError(f"data file not found: {full}",
                             hint=None if Path(path).expanduser().is_absolute() else
@@ -192,8 +193,13 @@ def _source(data: Any, base_dir: str | Path) -> _Source:
 
 
 def data_file(data: Any, base_dir: str | Path = ".") -> Path | None:
-    """The file a ``csv(...)`` or ``npz(...)`` value reads (None for other data sets)."""
-    return _source(data, base_dir).path
+    """The file a ``csv(...)`` or ``npz(...)`` value names, whether or not it exists
+    (None for other data sets)."""
+    if isinstance(data, SymbolCall) and data.name in ("csv", "npz"):
+        path = data.get("path", 0)
+        if isinstance(path, str | Path):
+            return Path(base_dir) / Path(path).expanduser()
+    return None
 
 
 def with_data_file(data: Any, path: str | Path) -> Any:

@@ -70,6 +70,7 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
            epochs: int | None = None, data: Any = None, db: str | Path = "autoarch.db",
            name: str | None = None, seed: int | None = None, timeout: float | None = None,
            pruner: str | None = None, backend: str | None = None, workers: int | None = None,
+           cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
            supernet_epochs: int | None = None, path_sampler: str | None = None,
            evaluate: int | None = None, retrain: int | None = None, then: str | None = None,
            reporter: Reporter | None = None) -> SearchResult:
@@ -80,7 +81,9 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
     a relative path starts at the current folder). Running again with the same
     ``db`` and ``name`` resumes that run; its settings must be the same.
     ``supernet_epochs``, ``path_sampler``, ``evaluate``, ``retrain`` and ``then`` set
-    a one-shot search (``strategy="oneshot"``, docs/oneshot.md).
+    a one-shot search (``strategy="oneshot"``, docs/oneshot.md). ``backend="ray"`` runs
+    the trials on Ray Tune, ``workers`` at once, each with ``cpus_per_trial`` CPUs and
+    ``gpus_per_trial`` GPUs (docs/ray.md).
 
     Raises:
         SpecError: a mistake in the spec or the arguments (nothing is written).
@@ -92,6 +95,7 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
     """
     opts = options_of(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
                       pruner=pruner, backend=backend, workers=workers,
+                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                       supernet_epochs=supernet_epochs, path_sampler=path_sampler,
                       evaluate=evaluate, retrain=retrain, then=then,
                       overrides=overrides_of(epochs, data))

@@ -9,7 +9,6 @@ database is opened, so a mistake writes nothing.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,9 +187,13 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
             raise SearchError(f"a pruner watches a metric measured every epoch, not "
                               f"{opts.objectives[0].metric}",
                               hint="one of " + ", ".join(EPOCH_METRICS))
-    if opts.backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise CommandError("backend ray needs Ray Tune, which is not installed",
-                           hint='pip install "autoarch[ray]", or use --backend local')
+    if opts.backend == "ray":
+        try:
+            import ray.tune  # noqa: F401 - Ray with its Tune extras
+        except ImportError:
+            raise CommandError("backend ray needs Ray Tune, which is not installed",
+                               hint='pip install "autoarch[ray]", or use --backend local'
+                               ) from None
     return opts
 
 

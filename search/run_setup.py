@@ -227,6 +227,8 @@ class RunRecord:
         opts = self.opts
         self.config = {"pruner": opts.pruner, "timeout": opts.timeout,
                        "backend": opts.backend, "workers": opts.workers,
+                       "cpus_per_trial": opts.cpus_per_trial,
+                       "gpus_per_trial": opts.gpus_per_trial,
                        **opts.overrides.to_json(), "oneshot": opts.oneshot(),
                        "data_fingerprints": {}}
         self.id = self.history.create_run(

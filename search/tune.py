@@ -48,6 +48,8 @@ from .evaluate import Overrides, epoch_row, failure_reason, model_bytes, trial_c
 CONFIG_KEY = "autoarch"
 #: a report's keys that say how the trial ended (besides the epoch's metrics)
 FINAL, FAILED, DEADLINE = "autoarch_final", "autoarch_error", "autoarch_deadline"
+#: in every report of :func:`trainable`: the epochs the trial is to run
+OURS = "autoarch_epochs"
 #: the file of a checkpoint that holds the trained model (as ``autoarch.save_model``)
 MODEL_FILE = "model.pt"
 
@@ -78,11 +80,15 @@ def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
 
 def shipped_files(spec: Spec, overrides: Overrides, base_dir: Path) -> dict[str, bytes]:
     """The data files the spec's candidates train on, by their path on this machine."""
-    from .data import data_file
+    from .data import DataError, data_file
 
     graph = spec.build_with(_FirstDecider())
     path = data_file(trial_config(graph, overrides)["data"], base_dir)
-    return {} if path is None else {str(path.resolve()): path.read_bytes()}
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    return {str(path.resolve()): path.read_bytes()}
 
 
 class _FirstDecider:
@@ -143,15 +149,15 @@ def _run_trial(config: Mapping[str, Any], *, source: str, filename: str, overrid
         row = epoch_row(ep)
         last.update(row)
         if ep.epoch < epochs:  # the last epoch is reported with the final metrics
-            tune.report(_numbers(row))
+            tune.report({**_numbers(row), OURS: epochs})
 
     try:
         result = train_candidate(graph, cfg, base_dir, on_epoch=on_epoch, deadline=deadline)
     except DeadlineReached:
-        tune.report({**_blank(), **_numbers(last), DEADLINE: True})
+        tune.report({**_blank(), **_numbers(last), OURS: epochs, DEADLINE: True})
         return
     except Exception as e:  # noqa: BLE001 - recorded as the trial's failure
-        tune.report({**_blank(), **_numbers(last), FAILED: failure_reason(e),
+        tune.report({**_blank(), **_numbers(last), OURS: epochs, FAILED: failure_reason(e),
                      "autoarch_traceback": None if isinstance(e, SpecError)
                      else traceback.format_exc(limit=20)})
         return
@@ -159,7 +165,7 @@ def _run_trial(config: Mapping[str, Any], *, source: str, filename: str, overrid
         Path(folder, MODEL_FILE).write_bytes(
             model_bytes(result.model, spec, graph.choices, cfg["seed"]))
         metrics = {**result.metrics, **_worker()}
-        tune.report({**_numbers(last), FINAL: json.dumps(metrics)},
+        tune.report({**_numbers(last), OURS: epochs, FINAL: json.dumps(metrics)},
                     checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -323,12 +329,21 @@ class SpecSearcher(Searcher):
 
 
 class HistoryCallback(tune.Callback):
-    """Records a :class:`SpecSearcher`'s trials in the history as Tune reports them."""
+    """Records a :class:`SpecSearcher`'s trials in the history as Tune reports them.
+
+    A trial of :func:`trainable` ends complete (its last report has the final
+    metrics and a checkpoint), failed, interrupted by the search's timeout, or
+    ``pruned`` when it stopped before its last epoch (a scheduler stopped it). A
+    trial of a trainable of your own ends complete with the numbers it last
+    reported (it must report the objective's metrics), or failed if it raised;
+    each report with an epoch metric (``val_loss``, ``val_accuracy`` ...) is an
+    epoch row, numbered by ``epoch`` or else Tune's ``training_iteration``.
+    """
 
     def __init__(self, searcher: SpecSearcher) -> None:
         self.searcher = searcher
         self.checkpoints: dict[str, Any] = {}
-        self.ends: dict[str, dict[str, Any]] = {}
+        self.last: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # (pickled with the Tuner's state; the searcher holds what matters)
@@ -338,18 +353,21 @@ class HistoryCallback(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
+        from ..compiler.settings import EPOCH_METRICS
+
         job = self.searcher.jobs.get(trial.trial_id)
         if job is None:
             return
-        if FINAL in result or FAILED in result or DEADLINE in result:
-            self.ends[trial.trial_id] = dict(result)
-        if FAILED in result or DEADLINE in result or not result.get("epoch"):
+        self.last[trial.trial_id] = dict(result)
+        if FAILED in result or DEADLINE in result:
             return
-        row = {k: result.get(k) for k in ("epoch", "train_loss", "train_accuracy",
-                                           "val_loss", "val_accuracy", "lr", "wall_s")}
-        history = self.searcher.driver.history
-        history.add_epoch(job.trial_id, **{k: (None if isinstance(v, float) and math.isnan(v)
-                                               else v) for k, v in row.items()})
+        epoch = result.get("epoch") or result.get("training_iteration")
+        row = {k: _number(result.get(k)) for k in (*EPOCH_METRICS, "lr", "wall_s")}
+        if not epoch or all(v is None for v in row.values()):
+            return
+        row["wall_s"] = row["wall_s"] if row["wall_s"] is not None else _number(
+            result.get("time_this_iter_s"))
+        self.searcher.driver.history.add_epoch(job.trial_id, epoch=int(epoch), **row)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -362,6 +380,8 @@ class HistoryCallback(tune.Callback):
         text = trial.get_error() or ""
         lines = [x for x in str(text).splitlines() if x.strip()]
         why = lines[-1].strip() if lines else "the trial's Ray worker failed"
+        self.checkpoints.pop(trial.trial_id, None)
+        self.last.pop(trial.trial_id, None)
         self._settle(trial, {"ok": False, "error": f"Ray trial failed: {why}"[:2000],
                              "traceback": str(text)[-8000:] or None})
 
@@ -369,26 +389,47 @@ class HistoryCallback(tune.Callback):
         self.searcher.finish()
 
     def _payload(self, trial: Any) -> dict[str, Any]:
-        end = self.ends.pop(trial.trial_id, None)
+        from ray.tune.result import AUTO_RESULT_KEYS
+
+        last = self.last.pop(trial.trial_id, {})
         checkpoint = self.checkpoints.pop(trial.trial_id, None) or trial.checkpoint
-        if end is None:  # a scheduler stopped it after an epoch
-            return {"ok": False, "pruned": True}
-        if FAILED in end:
-            return {"ok": False, "error": end[FAILED],
-                    "traceback": end.get("autoarch_traceback")}
-        if DEADLINE in end:
+        if FAILED in last:
+            return {"ok": False, "error": last[FAILED],
+                    "traceback": last.get("autoarch_traceback")}
+        if DEADLINE in last:
             return {"ok": False, "deadline": True}
+        if FINAL in last:
+            metrics = json.loads(last[FINAL])
+        elif OURS in last:  # autoarch's trainable, stopped before its last epoch
+            return {"ok": False, "pruned": True}
+        else:  # a trainable of the user's: what it reported last
+            metrics = {k: v for k, v in last.items() if k not in AUTO_RESULT_KEYS
+                       and k not in ("done", "trial_id", "experiment_tag")
+                       and _number(v) is not None}
+            missing = [o.metric for o in self.searcher.driver.opts.objectives
+                       if o.metric not in metrics]
+            if missing:
+                return {"ok": False, "error": "the trainable's last report has no "
+                                              + ", ".join(missing) + " (the objective)"}
         model = None
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
-                model = Path(folder, MODEL_FILE).read_bytes()
-        return {"ok": True, "metrics": json.loads(end[FINAL]), "model": model}
+                if Path(folder, MODEL_FILE).is_file():
+                    model = Path(folder, MODEL_FILE).read_bytes()
+        return {"ok": True, "metrics": metrics, "model": model}
 
     def _settle(self, trial: Any, payload: dict[str, Any]) -> None:
         s = self.searcher
         job = s.jobs.pop(trial.trial_id, None)
         if job is not None:
             s.driver.settle(s.study, job, payload)
+
+
+def _number(v: Any) -> float | None:
+    """A reported value as a number for the history (None: not a number, or nan)."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+        return None
+    return v
 
 
 # ---- autoarch search --backend ray -------------------------------------------------

@@ -16,7 +16,9 @@ def ray_session(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_AUTH_MODE")}
     os.environ["RAY_TMPDIR"] = tmp
     os.environ["RAY_AUTH_MODE"] = "disabled"  # no auth token written to ~/.ray
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
+    # "slot": a custom resource, for a test that resources reach the trial (no GPU here)
+    ray.init(num_cpus=2, resources={"slot": 2}, include_dashboard=False, _temp_dir=tmp,
+             log_to_driver=False)
     try:
         yield tmp
     finally:

@@ -84,10 +84,16 @@ def search_(
     name: str | None = typer.Option(None, "--name", help="run name; an existing one resumes"),
     seed: int | None = typer.Option(None, "--seed", help="seed of the search"),
     timeout: float | None = typer.Option(None, "--timeout", help="seconds for the search"),
-    pruner: str | None = typer.Option(None, "--pruner", help="none, asha or median"),
+    pruner: str | None = typer.Option(None, "--pruner",
+                                      help="none, asha, median or hyperband"),
     backend: str | None = typer.Option(None, "--backend",
-                                       help="local (this process) or ray (Ray workers)"),
+                                       help="local (this process) or ray (Ray Tune)"),
     workers: int | None = typer.Option(None, "--workers", help="trials at once (ray)"),
+    cpus_per_trial: float | None = typer.Option(None, "--cpus-per-trial",
+                                                help="CPUs Ray reserves per trial (ray)"),
+    gpus_per_trial: float | None = typer.Option(None, "--gpus-per-trial",
+                                                help="GPUs Ray reserves per trial; fractions "
+                                                     "share one (ray)"),
     supernet_epochs: int | None = typer.Option(None, "--supernet-epochs",
                                                help="oneshot: epochs of supernet training"),
     path_sampler: str | None = typer.Option(None, "--path-sampler",
@@ -111,7 +117,8 @@ def search_(
         result = autoarch.search(spec, strategy=strategy, trials=trials, epochs=epochs,
                                  data=data, db=db, name=name, seed=seed, timeout=timeout,
                                  pruner=pruner, backend=backend, workers=workers,
-                                 supernet_epochs=supernet_epochs, path_sampler=path_sampler,
+                                 cpus_per_trial=cpus_per_trial,
+                                 gpus_per_trial=gpus_per_trial, supernet_epochs=supernet_epochs, path_sampler=path_sampler,
                                  evaluate=evaluate, retrain=retrain, then=then, reporter=bar)
     except SearchInterrupted as e:
         bar.stop()
