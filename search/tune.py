@@ -457,14 +457,24 @@ def ray_connected(workers: int, cpus_per_trial: float) -> Any:
     already joined, or a private local instance sized for ``workers`` trials."""
     import ray
 
+    from .options import SearchError
+
     owns = False
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, log_to_driver=False, logging_level="warning")
-        else:
-            ray.init(address="local", num_cpus=max(1, math.ceil(workers * cpus_per_trial)),
-                     include_dashboard=False, log_to_driver=False, logging_level="warning")
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level="warning")
+            else:
+                ray.init(address="local", num_cpus=max(1, math.ceil(workers * cpus_per_trial)),
+                         include_dashboard=False, log_to_driver=False,
+                         logging_level="warning")
+        except Exception as e:  # noqa: BLE001 - Ray's many ways to fail, as one line
+            first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            raise SearchError(f"Ray could not start{f' at {address}' if address else ''}: "
+                              f"{first.strip()}", hint="check RAY_ADDRESS and `ray status`"
+                              if address else "see Ray's logs under RAY_TMPDIR (or /tmp/ray)"
+                              ) from None
         owns = True
     try:
         yield ray

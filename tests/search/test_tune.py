@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -240,11 +242,19 @@ def test_a_driver_killed_with_sigkill_resumes_with_the_same_command(tmp_path):
     spec = tmp_path / "wide.spec"
     spec.write_text(WIDE.replace("EPOCHS", "30").replace("trials = 8", "trials = 5"))
     db = tmp_path / "runs.db"
-    extra = {"RAY_TMPDIR": str(tmp_path / "ray"), "RAY_AUTH_MODE": "disabled"}
-    (tmp_path / "ray").mkdir()
+    ray_tmp = tempfile.mkdtemp(prefix="aa-", dir="/tmp")  # Ray's socket paths must be short
+    extra = {"RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "disabled"}
     args = cli("search", spec, "--db", db, "--name", "r", "--seed", "2")
     proc = subprocess.Popen(args, cwd=tmp_path, env={**env(), **extra},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _kill_then_resume(proc, args, db, tmp_path, extra)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _kill_then_resume(proc: subprocess.Popen, args: list[str], db: Path, tmp_path: Path,
+                      extra: dict[str, str]) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -285,8 +295,7 @@ def test_a_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     `RAY_ADDRESS=... autoarch search --backend ray` trains on both, each trial with
     the half GPU it asked for, on a csv file only the driver has."""
     port = _free_port()
-    temp = tmp_path / "cluster"
-    temp.mkdir()
+    temp = Path(tempfile.mkdtemp(prefix="aa-", dir="/tmp"))  # short: Ray's socket paths
     ray_bin = str(Path(sys.executable).with_name("ray"))
     base = {**env(), "RAY_AUTH_MODE": "disabled"}
     common = ["--block", "--num-cpus=1", "--num-gpus=1", "--disable-usage-stats"]
@@ -332,6 +341,7 @@ search { strategy = grid  trials = 6  backend = ray  workers = 2  gpus_per_trial
                 p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _wait_for_nodes(port: int, n: int, limit: float = 90) -> None:
