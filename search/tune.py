@@ -222,12 +222,16 @@ class SpecSearcher(Searcher):
                  db: str | Path = "autoarch.db", name: str | None = None,
                  reporter: Any = None, _driver: Any = None) -> None:
         super().__init__()
+        #: what a copy needs to open the run again (Tune pickles its searcher)
+        self._args = {"source": spec.source, "filename": spec.filename, "db": str(db),
+                      "name": name, "strategy": strategy, "trials": trials, "seed": seed,
+                      "timeout": timeout, "epochs": epochs, "data": data}
         self.result: Any = None
         self.stopped: str | None = None
         #: Tune trial id -> the job it trains
         self.jobs: dict[str, Any] = {}
         self.callback = HistoryCallback(self)
-        self._attached = False  # the callback's setup ran
+        self._attached = self.__dict__.get("_attached", False)  # the callback's setup ran
         self._stack: contextlib.ExitStack | None = None
         if _driver is not None:  # autoarch search --backend ray: the run is set up
             self.driver, self.study, self.sampler = _driver
@@ -247,12 +251,20 @@ class SpecSearcher(Searcher):
                 raise
 
     def __getstate__(self) -> dict[str, Any]:
-        """Tune pickles its searcher with the experiment's state; the history (and an
-        open database) is the state here, so a copy keeps only where it lives."""
-        return {"saved": {"db": str(self.driver.db), "run": self.driver.record.name}}
+        """Tune pickles its searcher with the experiment's state. The run's state is its
+        history, so a copy keeps how to open the run again: the spec's text, the
+        settings, the database and the run's name."""
+        return {"_args": {**self._args, "name": self.driver.record.name}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)  # an inert copy: make a new searcher to resume
+        self.__dict__.update(state)  # opened again by restore() (Tuner.restore calls it)
+
+    def _reopen(self) -> None:
+        from ..compiler.spec import loads
+
+        args = dict(self._args)
+        spec = loads(args.pop("source"), args.pop("filename") or "<spec>")
+        self.__init__(spec, **args)  # type: ignore[misc] - resumes the run by its name
 
     @classmethod
     def attached(cls, driver: Any, study: Any, sampler: Any) -> SpecSearcher:
@@ -262,6 +274,8 @@ class SpecSearcher(Searcher):
     # -- Tune's side
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if "driver" not in self.__dict__:  # an unpickled copy that was not restored
+            self._reopen()
         if not self._attached:
             raise RuntimeError("SpecSearcher records trials through its callback: pass "
                                "RunConfig(callbacks=[searcher.callback]) to the Tuner")
@@ -295,18 +309,23 @@ class SpecSearcher(Searcher):
         pass  # recorded by the callback, which sees how the trial ended
 
     def save(self, checkpoint_path: str) -> None:
-        """The history is the searcher's state: what to reopen it with."""
-        d = self.driver
-        Path(checkpoint_path).write_text(json.dumps({"db": str(d.db), "run": d.record.name}))
+        """The run's history is the searcher's state: saved is where it lives."""
+        Path(checkpoint_path).write_text(json.dumps(
+            {"db": str(self.driver.db), "run": self.driver.record.name}))
 
     def restore(self, checkpoint_path: str) -> None:
-        """Nothing to load: a searcher made again with the same ``db`` and ``name``
-        resumes the run from its history (trials left running are tried again)."""
+        """Open the saved run again (a copy unpickled by ``Tuner.restore``): it resumes
+        from its history; trials left running are recorded interrupted and tried
+        again, so none is lost or counted twice."""
         saved = json.loads(Path(checkpoint_path).read_text())
-        d = self.driver
-        if saved != {"db": str(d.db), "run": d.record.name}:
-            raise ValueError(f"this searcher records run {d.record.name} in {d.db}, the "
-                             f"checkpoint is of run {saved['run']} in {saved['db']}")
+        if "driver" in self.__dict__:
+            if saved != {"db": str(self.driver.db), "run": self.driver.record.name}:
+                raise ValueError(f"this searcher records run {self.driver.record.name} in "
+                                 f"{self.driver.db}; the checkpoint is of run "
+                                 f"{saved['run']} in {saved['db']}")
+            return
+        self._args.update(db=saved["db"], name=saved["run"])
+        self._reopen()
 
     # -- the run's end
 
@@ -321,6 +340,8 @@ class SpecSearcher(Searcher):
         if self._stack is None:  # autoarch search closes the run itself
             self.result = True
             return None
+        if self.stopped is None and d.history.counted(d.run_id) < d.opts.trials:
+            self.stopped = "the Tuner ended before the trials asked for"
         try:
             self.result = d.close(self.study, self.stopped)
         finally:
@@ -346,7 +367,10 @@ class HistoryCallback(tune.Callback):
         self.last: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {}  # (pickled with the Tuner's state; the searcher holds what matters)
+        return {"searcher": self.searcher}  # (pickled with it, in the Tuner's state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["searcher"])  # type: ignore[misc]
 
     def setup(self, **info: Any) -> None:
         self.searcher._attached = True

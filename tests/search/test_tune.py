@@ -357,3 +357,42 @@ def _wait_for_nodes(port: int, n: int, limit: float = 90) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"the cluster did not reach {n} nodes")
+
+
+def test_a_searcher_pickled_by_tune_restores_the_run_from_its_history(tmp_path, ray_session):
+    """A Tuner that ends early (num_samples = 2) leaves the run at 2 of 4 trials; the
+    searcher as Tune pickles it, restored, finishes the run: 4 trials, each candidate
+    evaluated once, numbers contiguous."""
+    import pickle
+
+    spec = spec_of(tmp_path, """
+        model m(x: [64]) -> [10] {
+          return linear(act(linear(x, choice(4, 8, 12, 16, 20, 24)), relu), 10)
+        }
+        train { data = digits }
+    """)
+    db = tmp_path / "runs.db"
+    first = SpecSearcher(spec, strategy="grid", trials=4, seed=3, db=db, name="r")
+
+    def users_trainable(config: dict) -> None:
+        choices = json.loads(config["autoarch"]["choices"])
+        tune.report({"val_accuracy": 1.0 / max(choices.values())})
+
+    def fit(searcher: SpecSearcher, samples: int) -> None:
+        tune.Tuner(users_trainable, tune_config=tune.TuneConfig(search_alg=searcher,
+                                                                num_samples=samples),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), verbose=0,
+                                             callbacks=[searcher.callback])).fit()
+
+    fit(first, 2)
+    assert first.result.counted == 2 and first.result.stopped
+    assert query(db, "SELECT status FROM runs")[0][0] == "stopped"
+    first.save(str(tmp_path / "searcher.json"))
+    copy = pickle.loads(pickle.dumps(first))
+    copy.restore(str(tmp_path / "searcher.json"))
+    fit(copy, -1)
+    rows = trials(db)
+    assert copy.result.counted == 4 and len(rows) == 4
+    assert [t["number"] for t in rows] == [0, 1, 2, 3]
+    assert len({t["arch_hash"] for t in rows}) == 4, [(t["number"], t["choices"], t["duplicate_of"]) for t in rows]
+    assert query(db, "SELECT status FROM runs")[0][0] == "finished"
