@@ -126,6 +126,10 @@ class _Search:
 
     def run(self) -> SearchResult:
         with contextlib.ExitStack() as stack:
+            if self.opts.backend == "ray":  # Ray up, and able to run a trial, first
+                from .tune import ray_for
+
+                stack.enter_context(ray_for(self.opts))
             study, sampler = self.begin(stack)
             return self.close(study, self._loop(study, sampler))
 

@@ -160,7 +160,10 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
         try:
             cfg[key] = check_setting("search", key, value, None, None)  # type: ignore[arg-type]
         except SpecError as e:
-            raise CommandError(f"--{e.message}", hint=e.hint) from None
+            message = e.message
+            if message.startswith(key):  # the flag as it is typed: --cpus-per-trial
+                message = key.replace("_", "-") + message[len(key):]
+            raise CommandError(f"--{message}", hint=e.hint) from None
     opts = Options(strategy=cfg["strategy"].name, trials=cfg["trials"],
                    objectives=objectives_of(cfg["objective"]), seed=cfg["seed"],
                    timeout=cfg["timeout"], pruner=cfg["pruner"].name,

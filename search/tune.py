@@ -437,8 +437,10 @@ class HistoryCallback(tune.Callback):
             metrics = {k: v for k, v in last.items() if k not in AUTO_RESULT_KEYS
                        and k not in ("done", "trial_id", "experiment_tag")
                        and _number(v) is not None}
+            from ..compiler.settings import COST_METRICS
+
             missing = [o.metric for o in self.searcher.driver.opts.objectives
-                       if o.metric not in metrics]
+                       if o.metric not in metrics and o.metric not in COST_METRICS]
             if missing:
                 return {"ok": False, "error": "the trainable's last report has no "
                                               + ", ".join(missing) + " (the objective)"}
@@ -483,9 +485,10 @@ def scheduler_of(pruner: str, metric: str, direction: str, epochs: int) -> Any:
 
 
 @contextlib.contextmanager
-def ray_connected(workers: int, cpus_per_trial: float) -> Any:
-    """Ray, for the search: the cluster ``RAY_ADDRESS`` names, the one this process
-    already joined, or a private local instance sized for ``workers`` trials."""
+def ray_for(opts: Any) -> Any:
+    """Ray, for a search with ``opts``: the cluster ``RAY_ADDRESS`` names, the one this
+    process already joined, or a private local instance sized for ``opts.workers``
+    trials; checked to have the resources a trial asks for."""
     import ray
 
     from .options import SearchError
@@ -493,11 +496,14 @@ def ray_connected(workers: int, cpus_per_trial: float) -> Any:
     owns = False
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
+        if address:
+            _reachable(address)
         try:
             if address:
                 ray.init(address=address, log_to_driver=False, logging_level="warning")
             else:
-                ray.init(address="local", num_cpus=max(1, math.ceil(workers * cpus_per_trial)),
+                ray.init(address="local",
+                         num_cpus=max(1, math.ceil(opts.workers * opts.cpus_per_trial)),
                          include_dashboard=False, log_to_driver=False,
                          logging_level="warning")
         except Exception as e:  # noqa: BLE001 - Ray's many ways to fail, as one line
@@ -508,10 +514,28 @@ def ray_connected(workers: int, cpus_per_trial: float) -> Any:
                               ) from None
         owns = True
     try:
+        _check_resources(ray, opts.cpus_per_trial, opts.gpus_per_trial)
         yield ray
     finally:
         if owns:
             ray.shutdown()
+
+
+def _reachable(address: str) -> None:
+    """A ``host:port`` address must answer (Ray itself would retry for minutes)."""
+    import socket
+
+    from .options import SearchError
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise SearchError(f"nothing answers at RAY_ADDRESS={address} ({e.strerror or e})",
+                          hint="start the head with `ray start --head`, or unset RAY_ADDRESS "
+                               "to run on a private local Ray") from None
 
 
 def _check_resources(ray: Any, cpus: float, gpus: float) -> None:
@@ -553,35 +577,34 @@ def _quiet_tune() -> Any:
 
 
 def run_on_tune(driver: Any, study: Any, sampler: Any) -> str | None:
-    """The search loop of ``backend = ray``: a Tuner with a :class:`SpecSearcher`
-    proposing through ``driver`` and its callback recording; why it stopped."""
+    """The search loop of ``backend = ray`` (Ray is up: :func:`ray_for`): a Tuner with
+    a :class:`SpecSearcher` proposing through ``driver`` and its callback recording;
+    why it stopped."""
     opts = driver.opts
     o = opts.objectives[0]
-    with ray_connected(opts.workers, opts.cpus_per_trial) as ray:
-        _check_resources(ray, opts.cpus_per_trial, opts.gpus_per_trial)
-        searcher = SpecSearcher.attached(driver, study, sampler)
-        train = trainable(driver.spec, epochs=opts.overrides.epochs, data=opts.overrides.data,
-                          deadline=driver.deadline)
-        resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
-        epochs = int(trial_config(driver.probe, opts.overrides)["epochs"])
-        storage = tempfile.mkdtemp(prefix="autoarch-tune-")
-        try:
-            with _quiet_tune():
-                tune.Tuner(
-                    tune.with_resources(train, resources),
-                    tune_config=tune.TuneConfig(
-                        search_alg=searcher, num_samples=-1,
-                        max_concurrent_trials=opts.workers, reuse_actors=True,
-                        scheduler=scheduler_of(opts.pruner, o.metric, o.direction, epochs)),
-                    run_config=tune.RunConfig(
-                        name=driver.record.name, storage_path=storage, verbose=0,
-                        callbacks=[searcher.callback],
-                        failure_config=tune.FailureConfig(max_failures=0))).fit()
-        except KeyboardInterrupt:
-            driver.interrupt_all(study, list(searcher.jobs.values()))
-            searcher.jobs.clear()
-            raise
-        finally:
-            shutil.rmtree(storage, ignore_errors=True)
-        searcher.finish()
-        return searcher.stopped
+    searcher = SpecSearcher.attached(driver, study, sampler)
+    train = trainable(driver.spec, epochs=opts.overrides.epochs, data=opts.overrides.data,
+                      deadline=driver.deadline)
+    resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
+    epochs = int(trial_config(driver.probe, opts.overrides)["epochs"])
+    storage = tempfile.mkdtemp(prefix="autoarch-tune-")
+    try:
+        with _quiet_tune():
+            tune.Tuner(
+                tune.with_resources(train, resources),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher, num_samples=-1,
+                    max_concurrent_trials=opts.workers, reuse_actors=True,
+                    scheduler=scheduler_of(opts.pruner, o.metric, o.direction, epochs)),
+                run_config=tune.RunConfig(
+                    name=driver.record.name, storage_path=storage, verbose=0,
+                    callbacks=[searcher.callback],
+                    failure_config=tune.FailureConfig(max_failures=0))).fit()
+    except KeyboardInterrupt:
+        driver.interrupt_all(study, list(searcher.jobs.values()))
+        searcher.jobs.clear()
+        raise
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    searcher.finish()
+    return searcher.stopped

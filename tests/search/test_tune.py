@@ -396,3 +396,91 @@ def test_a_searcher_pickled_by_tune_restores_the_run_from_its_history(tmp_path, 
     assert [t["number"] for t in rows] == [0, 1, 2, 3]
     assert len({t["arch_hash"] for t in rows}) == 4, [(t["number"], t["choices"], t["duplicate_of"]) for t in rows]
     assert query(db, "SELECT status FROM runs")[0][0] == "finished"
+
+
+@pytest.mark.parametrize("case", ["no-gpu", "no-cluster"])
+def test_a_cluster_that_cannot_run_a_trial_is_one_line_and_writes_nothing(tmp_path, case):
+    spec = tmp_path / "t.spec"
+    spec.write_text(WIDE.replace("EPOCHS", "1"))
+    ray_tmp = tempfile.mkdtemp(prefix="aa-", dir="/tmp")
+    extra = {"RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "disabled"}
+    flags: list[str] = []
+    if case == "no-gpu":
+        flags = ["--gpus-per-trial", "1"]  # a local Ray on this machine has no GPU
+    else:
+        extra["RAY_ADDRESS"] = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    try:
+        proc = run_cli("search", spec, "--db", tmp_path / "runs.db", *flags, cwd=tmp_path,
+                       extra_env=extra, timeout=180)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert ("0 GPUs" in lines[0]) if case == "no-gpu" else ("nothing answers" in lines[0])
+    assert not list(tmp_path.glob("runs.db*"))
+
+
+def test_ctrl_c_stops_a_ray_search_as_it_stops_a_local_one(tmp_path):
+    """Tune's own SIGINT handler would end the running trials as if they were done;
+    autoarch's marks them interrupted and says how to resume."""
+    spec = tmp_path / "wide.spec"
+    spec.write_text(WIDE.replace("EPOCHS", "5000"))
+    db = tmp_path / "runs.db"
+    ray_tmp = tempfile.mkdtemp(prefix="aa-", dir="/tmp")
+    extra = {"RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen(cli("search", spec, "--db", db), cwd=tmp_path,
+                            env={**env(), **extra}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                if query(db, "SELECT count(*) FROM epochs")[0][0] >= 2:
+                    break
+            except Exception:  # noqa: BLE001 - the file or its schema is not there yet
+                continue
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 130 and "Traceback" not in out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "resume with: autoarch search" in lines[0], err
+    assert query(db, "SELECT status FROM runs")[0][0] == "interrupted"
+    stopped = [t for t in trials(db) if t["state"] not in ("invalid",)]
+    assert stopped and all(t["state"] == "failed" and t["error"] == "interrupted"
+                           for t in stopped)
+
+
+def test_spec_searcher_with_two_objectives(tmp_path, ray_session):
+    """NSGA-II through Tune: the user's trainable reports the accuracy; the parameter
+    count, the second objective, comes from the IR."""
+    spec = spec_of(tmp_path, """
+        model m(x: [64]) -> [10] {
+          return linear(act(linear(x, choice(4, 8, 16, 32)), relu), 10)
+        }
+        train { data = digits }
+        search { objective = [maximize(val_accuracy), minimize(params)] }
+    """)
+    db = tmp_path / "runs.db"
+    searcher = SpecSearcher(spec, strategy="nsga2", trials=4, seed=0, db=db)
+
+    def users_trainable(config: dict) -> None:
+        width = max(json.loads(config["autoarch"]["choices"]).values())
+        tune.report({"val_accuracy": width / 100})
+
+    tune.Tuner(users_trainable, tune_config=tune.TuneConfig(search_alg=searcher,
+                                                            num_samples=-1),
+               run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), verbose=0,
+                                         callbacks=[searcher.callback])).fit()
+    done = [t for t in trials(db) if t["state"] == "complete"]
+    assert searcher.result.counted == 4 and len(done) == 4
+    for t in done:
+        width = max(json.loads(t["choices"]).values())
+        assert json.loads(t["objective"]) == [width / 100, 64 * width + width + width * 10 + 10]
+    # every distinct candidate is on the Pareto front (more width: more of both)
+    assert len(searcher.result.best) == len({t["arch_hash"] for t in done})
