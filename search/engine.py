@@ -1,69 +1,23 @@
-"""The search loop: propose with an Optuna sampler, check on the IR, train, record.
+"""``autoarch.search``: a search run in this process, one trial at a time.
 
-One driver process asks the Optuna study for a trial, elaborates the spec with the
-trial as decider (``spec.build_with(OptunaDecider(trial))``), checks shapes,
-``require`` and ``constraint`` lines on the IR, skips candidates already trained
-in the run, trains the rest and tells the study. Every proposal becomes a row of
-the history database (see :mod:`autoarch.search.history`), which is the source
-of truth for the run's budget: a run of N trials ends with N trials that ran to
-their end (``complete``, ``failed`` or ``pruned``); ``invalid`` proposals and
-trials ``interrupted`` by a killed process are kept but not counted, and the
-candidates of interrupted trials are evaluated again when the run resumes.
+:func:`search` checks the arguments, opens the run (:class:`~autoarch.search.driver.Driver`)
+and drives its steps with the in-process executor, or hands them to Ray Tune's loop
+for ``backend = ray`` (:mod:`autoarch.search.tune`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compiler.deciders import OptunaDecider
-from ..compiler.graph import Graph
-from ..compiler.settings import COST_METRICS, EPOCH_METRICS
-from ..compiler.spec import Spec, to_jsonable
-from ..dsl.errors import SpecError
-from .evaluate import config_text, epoch_row, located_reason, model_bytes, trial_config
-from .history import INTERRUPTED, History, dumps, loads, now
-from .options import Options, SearchError, options_of, overrides_of
-from .results import SearchResult, TrialOutcome, best_trials, parsed
-from .run_setup import RunRecord, optuna_pruner, preflight
+from ..compiler.spec import Spec
+from .driver import Driver, Reporter
+from .options import options_of, overrides_of
+from .results import SearchResult
 from .run_setup import SearchInterrupted as SearchInterrupted  # public here too
-from .study import StudyFiles
 
-#: consecutive invalid proposals after which the search gives up
-MAX_INVALID_STREAK = 500
-#: error of a trial stopped by the search's timeout (kept, not counted, tried again)
-TIMED_OUT = INTERRUPTED + ": the search's timeout was reached"
-
-
-class Reporter:
-    """Receives progress; the CLI draws a progress bar from it. Default: silent."""
-
-    def start(self, run: str, requested: int, counted: int, resumed: bool) -> None: ...
-
-    def trial(self, outcome: TrialOutcome, counted: int, best: list[float] | None) -> None: ...
-
-    def note(self, text: str) -> None: ...
-
-
-@dataclass
-class _Job:
-    """A checked candidate waiting to be trained."""
-
-    trial: Any
-    trial_id: int
-    out: TrialOutcome
-    graph: Graph
-    cfg: dict[str, Any]
-    t0: float
-    #: called by an in-process executor after every epoch: records it, may prune
-    on_epoch: Any = None
-    #: (architecture hash, training settings): what makes two trials the same
-    key: tuple[str, str] = ("", "")
+__all__ = ["Reporter", "SearchInterrupted", "search"]
 
 
 def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None,
@@ -99,381 +53,58 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
                       supernet_epochs=supernet_epochs, path_sampler=path_sampler,
                       evaluate=evaluate, retrain=retrain, then=then,
                       overrides=overrides_of(epochs, data))
-    return _Search(spec, opts, Path(db), name, reporter or Reporter()).run()
+    return run(Driver(spec, opts, Path(db), name, reporter or Reporter()))
 
 
-class _Search:
-    def __init__(self, spec: Spec, opts: Options, db: Path, name: str | None,
-                 reporter: Reporter):
-        self.spec, self.opts, self.reporter = spec, opts, reporter
-        self.db = db
-        self.name = name
-        self.base_dir = Path(spec.filename).parent if spec.filename else Path(".")
-        self.outcomes: list[TrialOutcome] = []
-        self.run_id: int | None = None  # the run's id once the loop starts
-        self.deadline: float | None = None
-        #: the run's best trials, kept from one completed trial to the next
-        self._best: list[dict[str, Any]] | None = None
-        self.history: History | None = None
-        self.requested = 0
-        self.timed_out = False
-        self.streak = 0  # invalid proposals in a row
-        #: the jobs training now, by key; the proposals waiting for each (by trial id)
-        self.inflight: dict[tuple[str, str], _Job] = {}
-        self.followers: dict[int, list[_Job]] = {}
 
-    # -- setup
+def run(d: Driver) -> SearchResult:
+    """Run the search ``d`` holds to its end: its result."""
+    with contextlib.ExitStack() as stack:
+        if d.opts.backend == "ray":  # Ray up, and able to run a trial, before the run
+            from .tune import ray_for
 
-    def run(self) -> SearchResult:
-        with contextlib.ExitStack() as stack:
-            if self.opts.backend == "ray":  # Ray up, and able to run a trial, first
-                from .tune import ray_for
-
-                stack.enter_context(ray_for(self.opts))
-            study, sampler = self.begin(stack)
-            return self.close(study, self._loop(study, sampler))
-
-    def begin(self, stack: contextlib.ExitStack) -> tuple[Any, Any]:
-        """Check, then create or resume the run: its study and sampler. ``stack`` holds
-        the run's guard (lock, signals, the run's status on an error) until it closes."""
-        self.probe = preflight(self.spec, self.opts, self.base_dir, self.reporter.note)
-        self.history = History(self.db)
-        self.record = RunRecord(self.history, self.spec, self.opts, self.db, self.name,
-                                self.base_dir)
-        self.files = StudyFiles(self.db)
-        guard = self.record.guarded(self.files)
-        guard.__enter__()
-        stack.push(guard.__exit__)
-        return self.open(self.probe)
-
-    def open(self, probe: Graph) -> tuple[Any, Any]:
-        """Create or resume the run and its study, then prepare the strategy: the study
-        and its sampler, ready for :meth:`propose` and :meth:`settle`."""
-        import optuna
-
-        from . import strategies
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        opts, h, record = self.opts, self.history, self.record
-        assert h is not None
-        row = record.open()
-        resumed = row is not None
-        sampler = strategies.make_sampler(opts.strategy, self.spec, seed=opts.seed,
-                                          n_objectives=len(opts.objectives),
-                                          trials=opts.trials)
-        # on Ray, Tune's schedulers stop trials early (search/tune.py), not Optuna
-        pruner = optuna_pruner("none" if opts.backend == "ray" else opts.pruner)
-        study = record.start(row, probe, self.files, self.reporter.note, sampler=sampler,
-                             pruner=pruner, directions=[o.direction for o in opts.objectives])
-        run_id = self.run_id = record.id
-        assert run_id is not None
-        self.requested = max(opts.trials, h.counted(run_id))
-        self.reporter.start(record.name, self.requested, h.counted(run_id), resumed)
-        if opts.timeout is not None:
-            self.deadline = time.time() + opts.timeout
-        record.prepare(study, self.reporter.note, self.deadline)  # one-shot's supernet
-        return study, sampler
-
-    def close(self, study: Any, stopped: str | None) -> SearchResult:
-        """Mark the run finished (or stopped: a timeout) and say what it found."""
-        h, run_id = self.history, self.run_id
-        assert h is not None and run_id is not None
-        h.update_run(run_id, status="finished" if stopped is None or "exhausted" in stopped
-                     else "stopped", finished_at=now())
-        return SearchResult(run=self.record.name, run_id=run_id, db=self.db,
-                            objectives=self.opts.objectives, counted=h.counted(run_id),
-                            requested=self.requested, outcomes=self.outcomes, stopped=stopped,
-                            best=[parsed(r) for r in best_trials(h, run_id,
-                                                                 self.opts.objectives)],
-                            study=study)
-
-    # -- the loop
-
-    def _loop(self, study: Any, sampler: Any) -> str | None:
-        if self.opts.backend == "ray":
+            stack.enter_context(ray_for(d.opts))
+        study, sampler = d.begin(stack)
+        if d.opts.backend == "ray":
             from .tune import run_on_tune
 
-            return run_on_tune(self, study, sampler)
-        from .executors import LocalExecutor
+            return d.close(study, run_on_tune(d, study, sampler))
+        return d.close(study, _local_loop(d, study, sampler))
 
-        ex = LocalExecutor(self.base_dir, self.deadline)
-        try:
-            while True:
-                if self.full(ex.busy):
-                    if not ex.busy:
-                        return None
-                    self._collect(study, ex, block=True)
-                    continue
-                stop = self.should_stop(study, sampler)
-                if stop is not None:
-                    break
-                self._collect(study, ex, block=ex.busy >= ex.size)
-                if ex.busy >= ex.size or self.timed_out:
-                    continue  # (what was collected may have ended the search)
-                job = self.propose(study)
-                if job is not None:
-                    ex.submit(job)
-            while ex.busy:  # running trials stop at the deadline too
-                self._collect(study, ex, block=True)
-            return f"timeout after {self.opts.timeout:g} s" if stop == "timeout" else stop
-        except KeyboardInterrupt:
-            self.interrupt_all(study, ex.drop())
-            raise
-        finally:
-            ex.close()
 
-    def full(self, busy: int) -> bool:
-        """Whether the trials counted, running (``busy``) and waiting for a twin fill
-        the budget."""
-        assert self.history is not None and self.run_id is not None
-        waiting = sum(len(f) for f in self.followers.values())
-        return self.history.counted(self.run_id) + busy + waiting >= self.opts.trials
+def _local_loop(d: Driver, study: Any, sampler: Any) -> str | None:
+    """Propose, train in this process, record, until the budget is used; why it
+    stopped (None: the trials asked for are done)."""
+    from .executors import LocalExecutor
 
-    def should_stop(self, study: Any, sampler: Any) -> str | None:
-        """Why no more trials may start: "timeout", or the sampler exhausted; else None."""
-        if self.timed_out or (self.deadline is not None and time.time() > self.deadline):
-            return "timeout"
-        exhausted = getattr(sampler, "exhausted", None)
-        if exhausted is not None and exhausted(study):
-            return "grid exhausted: every candidate was tried"
-        return None
+    ex = LocalExecutor(d.base_dir, d.deadline)
+    try:
+        while True:
+            if d.full(ex.busy):
+                if not ex.busy:
+                    return None
+                _collect(d, study, ex, block=True)
+                continue
+            stop = d.should_stop(study, sampler)
+            if stop is not None:
+                break
+            _collect(d, study, ex, block=ex.busy >= ex.size)
+            if ex.busy >= ex.size or d.timed_out:
+                continue  # (what was collected may have ended the search)
+            job = d.propose(study)
+            if job is not None:
+                ex.submit(job)
+        while ex.busy:  # running trials stop at the deadline too
+            _collect(d, study, ex, block=True)
+        return f"timeout after {d.opts.timeout:g} s" if stop == "timeout" else stop
+    except KeyboardInterrupt:
+        d.interrupt_all(study, ex.drop())
+        raise
+    finally:
+        ex.close()
 
-    def propose(self, study: Any) -> _Job | None:
-        """Propose until a candidate needs training: its job. Invalid proposals and
-        duplicates of finished trials are recorded on the way; a candidate whose twin
-        is training now waits for it (None) and is recorded as its duplicate."""
-        item = self._propose(study)
-        if isinstance(item, TrialOutcome):
-            self._done(item)
-            return None
-        twin = self.inflight.get(item.key)
-        if twin is not None:
-            self.followers.setdefault(twin.trial_id, []).append(item)
-            return None
-        self.inflight[item.key] = item
-        return item
 
-    def interrupt_all(self, study: Any, jobs: list[_Job]) -> None:
-        """Ctrl-C: the running jobs and those waiting for them are interrupted."""
-        for job in jobs:
-            self._interrupted(study, job)
-            for f in self.followers.pop(job.trial_id, []):
-                self._interrupted(study, f)
-        for waiting in self.followers.values():
-            for f in waiting:
-                self._interrupted(study, f)
-        self.followers.clear()
-        self.inflight.clear()
-
-    def _done(self, outcome: TrialOutcome) -> None:
-        assert self.history is not None and self.run_id is not None
-        self.outcomes.append(outcome)
-        self.streak = self.streak + 1 if outcome.state == "invalid" else 0
-        self.reporter.trial(outcome, self.history.counted(self.run_id), self._best_value())
-        if self.streak >= MAX_INVALID_STREAK:
-            raise SearchError(f"{self.streak} proposals in a row were invalid; the "
-                              "constraints leave too little to search",
-                              hint=f"last reason: {outcome.error}")
-
-    def _collect(self, study: Any, ex: Any, *, block: bool) -> None:
-        """Record the jobs the executor finished, then tell the study."""
-        for job, payload in ex.finished(block=block):
-            self.settle(study, job, payload)
-
-    def settle(self, study: Any, job: _Job, payload: Mapping[str, Any]) -> None:
-        """Record how a job ended (a payload as :mod:`~autoarch.search.executors`
-        describes it) and tell the study; then the same for the proposals that waited
-        for it, as its duplicates."""
-        assert self.history is not None
-        for ep in payload.get("epochs", ()):
-            self.history.add_epoch(job.trial_id, **ep)
-        if payload["ok"]:
-            out = self._finish(study, job, metrics=payload["metrics"], model=payload["model"])
-        elif payload.get("pruned"):
-            out = self._finish(study, job, pruned=True)
-        elif payload.get("deadline"):
-            out = self._interrupted(study, job, TIMED_OUT)
-            self.timed_out = True
-        else:
-            out = self._finish(study, job, error=payload["error"], tb=payload.get("traceback"))
-        self.inflight.pop(job.key, None)
-        self._done(out)
-        waiting = self.followers.pop(job.trial_id, [])
-        if not waiting:
-            return
-        row = self.history.trial(job.trial_id)
-        for f in waiting:
-            if out.error and out.error.startswith(INTERRUPTED):
-                self._done(self._interrupted(study, f, out.error))
-            else:
-                self._done(self._duplicate(study, f.trial, f.trial_id, row, f.out, f.t0))
-
-    def _best_value(self) -> list[float] | None:
-        assert self.history is not None and self.run_id is not None
-        if self._best is None:  # set again whenever a trial completes (_keep_weights)
-            self._best = best_trials(self.history, self.run_id, self.opts.objectives)
-        return loads(self._best[0]["objective"]) if self._best else None
-
-    def _propose(self, study: Any) -> TrialOutcome | _Job:
-        """Ask for a trial and check it: an outcome (invalid, duplicate) or a job to train."""
-        from ..dsl.errors import CandidateError
-
-        h = self.history
-        assert h is not None and self.run_id is not None
-        trial = study.ask()
-        t0 = time.monotonic()
-        try:
-            graph = self.spec.build_with(OptunaDecider(trial))
-        except CandidateError as e:
-            return self._invalid(study, trial, dict(trial.params), None, located_reason(e))
-        choices = dict(graph.choices)
-        broken = self.spec.violated_constraints(graph)
-        try:
-            self.spec.check_params(graph)
-        except SpecError as e:
-            broken.append(f"the size limit: {e.message}")
-        arch = graph.hash
-        if broken:
-            costs = graph.costs()
-            return self._invalid(study, trial, choices, graph, "violates " + "; ".join(
-                broken) + " (" + ", ".join(f"{k} = {costs[k]:,}" for k in COST_METRICS) + ")",
-                arch)
-        cfg = trial_config(graph, self.opts.overrides)
-        cfg_text = config_text(cfg, self.record.fingerprint(cfg))
-        base = dict(choices=dumps(to_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
-                    params=graph.params, flops=graph.flops)
-        with h.transaction():  # the candidate and the trial's start: one commit
-            h.add_candidate(graph, self.run_id)
-            earlier = h.evaluated(self.run_id, arch, cfg_text)
-            trial_id = h.start_trial(self.run_id, trial.number, **base)
-        out = TrialOutcome(number=trial.number, state="running", choices=choices,
-                           arch_hash=arch, params=graph.params, flops=graph.flops)
-        if earlier is not None:
-            return self._duplicate(study, trial, trial_id, earlier, out, t0)
-        on_epoch = self._on_epoch(trial, trial_id) if self.opts.backend == "local" else None
-        return _Job(trial, trial_id, out, graph, cfg, t0, on_epoch, (arch, cfg_text))
-
-    def _on_epoch(self, trial: Any, trial_id: int) -> Any:
-        """Record each epoch as it ends; report it to the pruner, which may stop the trial."""
-        from .executors import Pruned
-
-        history, watch = self.history, self.opts.objectives[0].metric
-        prune = self.opts.pruner != "none"
-        assert history is not None
-
-        def on_epoch(ep: Any) -> None:
-            history.add_epoch(trial_id, **epoch_row(ep))
-            if prune:
-                value = getattr(ep, watch)
-                if value is not None and math.isfinite(value):
-                    trial.report(float(value), ep.epoch)
-                    if trial.should_prune():
-                        raise Pruned
-
-        return on_epoch
-
-    def _interrupted(self, study: Any, job: _Job, why: str = INTERRUPTED) -> TrialOutcome:
-        """The trial stopped before its end (Ctrl-C, SIGTERM, the timeout): kept, not
-        counted; its candidate is evaluated again when the run resumes."""
-        from optuna.trial import TrialState
-
-        assert self.history is not None
-        self.history.finish_trial(job.trial_id, "failed", error=why)
-        study.tell(job.trial, state=TrialState.FAIL)
-        job.out.state, job.out.error = "failed", why
-        job.out.duration_s = time.monotonic() - job.t0
-        return job.out
-
-    def _finish(self, study: Any, job: _Job, *, metrics: dict[str, Any] | None = None,
-                model: Any = None, error: str | None = None, tb: str | None = None,
-                pruned: bool = False) -> TrialOutcome:
-        """Record a trained trial's end in the history, then tell the study."""
-        from optuna.trial import TrialState
-
-        h, out, trial, tid = self.history, job.out, job.trial, job.trial_id
-        assert h is not None
-        if pruned:
-            out.state, out.metrics = "pruned", self._partial_metrics(tid, job.graph)
-            h.finish_trial(tid, "pruned", metrics=out.metrics)
-            study.tell(trial, state=TrialState.PRUNED)
-        elif error is not None:
-            out.state, out.error = "failed", error
-            h.finish_trial(tid, "failed", error=error, traceback=tb)
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            out.metrics = {**job.graph.costs(), **(metrics or {})}
-            values = [float(out.metrics[o.metric]) for o in self.opts.objectives]
-            if not all(math.isfinite(v) for v in values):
-                out.state, out.error = "failed", f"objective is not finite: {values}"
-                h.finish_trial(tid, "failed", metrics=out.metrics, error=out.error)
-                study.tell(trial, state=TrialState.FAIL)
-            else:
-                out.state, out.objective = "complete", values
-                h.finish_trial(tid, "complete", metrics=out.metrics, objective=values)
-                self._keep_weights(tid, model, job.graph, job.cfg)
-                study.tell(trial, values)
-        out.duration_s = time.monotonic() - job.t0
-        return out
-
-    def _partial_metrics(self, trial_id: int, graph: Graph) -> dict[str, Any]:
-        assert self.history is not None
-        eps = self.history.epochs(trial_id)
-        last = eps[-1] if eps else {}
-        return {**graph.costs(), **{k: last.get(k) for k in EPOCH_METRICS if k in last},
-                "epochs": len(eps)}
-
-    def _invalid(self, study: Any, trial: Any, choices: dict[str, Any], graph: Graph | None,
-                 reason: str, arch: str | None = None) -> TrialOutcome:
-        h = self.history
-        assert h is not None and self.run_id is not None
-        with h.transaction():  # the candidate and the whole trial: one commit
-            if graph is not None:
-                h.add_candidate(graph, self.run_id)
-            trial_id = h.start_trial(self.run_id, trial.number,
-                                     choices=dumps(to_jsonable(choices)), arch_hash=arch,
-                                     params=graph.params if graph else None,
-                                     flops=graph.flops if graph else None)
-            h.finish_trial(trial_id, "invalid", error=reason, duration_s=0.0)
-        trial.set_constraint("valid", 1.0)  # infeasible: the sampler learns to avoid it
-        study.tell(trial, [o.worst for o in self.opts.objectives])
-        return TrialOutcome(number=trial.number, state="invalid", choices=choices,
-                            arch_hash=arch, params=graph.params if graph else None,
-                            flops=graph.flops if graph else None, error=reason)
-
-    def _duplicate(self, study: Any, trial: Any, trial_id: int, earlier: Mapping[str, Any],
-                   out: TrialOutcome, t0: float) -> TrialOutcome:
-        from optuna.trial import TrialState
-
-        assert self.history is not None
-        out.state, out.duplicate_of = earlier["state"], earlier["number"]
-        out.metrics = loads(earlier["metrics"]) or {}
-        out.objective = loads(earlier["objective"])
-        out.error = earlier["error"]
-        self.history.finish_trial(trial_id, out.state, metrics=earlier["metrics"],
-                                  objective=earlier["objective"], error=earlier["error"],
-                                  duplicate_of=earlier["number"])
-        if out.state == "complete":
-            study.tell(trial, out.objective)
-        else:
-            if out.state == "pruned":
-                for ep in self.history.epochs(earlier["id"]):
-                    value = ep.get(self.opts.objectives[0].metric)
-                    if value is not None:
-                        trial.report(float(value), ep["epoch"])
-            study.tell(trial, state=TrialState.PRUNED if out.state == "pruned"
-                       else TrialState.FAIL)
-        out.duration_s = time.monotonic() - t0
-        return out
-
-    def _keep_weights(self, trial_id: int, model: Any, graph: Graph,
-                      cfg: Mapping[str, Any]) -> None:
-        h = self.history
-        assert h is not None and self.run_id is not None
-        self._best = best_trials(h, self.run_id, self.opts.objectives)
-        best = {r["id"] for r in self._best}
-        if trial_id in best and model is not None:
-            data = model if isinstance(model, bytes) else model_bytes(
-                model, self.spec, graph.choices, cfg["seed"])
-            h.save_weights(trial_id, self.run_id, data)
-        h.keep_weights(self.run_id, best)
-
+def _collect(d: Driver, study: Any, ex: Any, *, block: bool) -> None:
+    """Record the jobs the executor finished, then tell the study."""
+    for job, payload in ex.finished(block=block):
+        d.settle(study, job, payload)

@@ -8,7 +8,8 @@
   trials a killed process left running (:meth:`RunRecord.recover`), makes the
   Optuna study agree with the history and queues the interrupted candidates again.
 
-The loop itself is :mod:`autoarch.search.engine`.
+The steps of the loop are :mod:`autoarch.search.driver`; the loops,
+:mod:`autoarch.search.engine` (in-process) and :mod:`autoarch.search.tune`.
 """
 
 from __future__ import annotations

@@ -243,13 +243,13 @@ class SpecSearcher(Searcher):
         if _driver is not None:  # autoarch search --backend ray: the run is set up
             self.driver, self.study, self.sampler = _driver
             return
-        from .engine import Reporter, _Search
+        from .driver import Driver, Reporter
         from .options import options_of, overrides_of
 
         opts = options_of(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
                           overrides=overrides_of(epochs, data))
         opts.backend = "ray"  # trials train on Tune; Tune's schedulers prune
-        self.driver = _Search(spec, opts, Path(db), name, reporter or Reporter())
+        self.driver = Driver(spec, opts, Path(db), name, reporter or Reporter())
         self._stack = contextlib.ExitStack()
         try:
             self.study, self.sampler = self.driver.begin(self._stack)
