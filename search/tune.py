@@ -39,8 +39,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ray import tune
-from ray.tune.search import Searcher
+try:
+    from ray import tune
+    from ray.tune.search import Searcher
+except ImportError as e:  # pragma: no cover - exercised by the no-ray test via the CLI
+    raise ImportError('autoarch.search.tune needs Ray Tune: pip install "autoarch[ray]"'
+                      ) from e
 
 from ..compiler.spec import Spec, to_jsonable
 from .evaluate import Overrides, epoch_row, failure_reason, model_bytes, trial_config
