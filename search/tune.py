@@ -85,24 +85,16 @@ def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
 
 def shipped_files(spec: Spec, overrides: Overrides, base_dir: Path) -> dict[str, bytes]:
     """The data files the spec's candidates train on, by their path on this machine."""
+    from ..compiler.deciders import FirstDecider
     from .data import DataError, data_file
 
-    graph = spec.build_with(_FirstDecider())
+    graph = spec.build_with(FirstDecider())
     path = data_file(trial_config(graph, overrides)["data"], base_dir)
     if path is None:
         return {}
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     return {str(path.resolve()): path.read_bytes()}
-
-
-class _FirstDecider:
-    """Any one candidate (the first alternative everywhere): to read the train block."""
-
-    def decide(self, d: Any) -> Any:
-        if d.kind == "categorical":
-            return d.choices[0]
-        return d.low
 
 
 def _local_copy(path: str, content: bytes) -> Path:
