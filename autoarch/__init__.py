@@ -82,8 +82,22 @@ def supernet(spec: Spec, *, seed: int | None = 0):
 
 from . import search  # noqa: E402  (callable: autoarch.search(spec, ...))
 
+#: names that import torch when first used (``import autoarch`` does not)
+_LAZY = {"Dataset": ".search.data", "Trial": ".search.objective",
+         "TrialPruned": ".search.objective"}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "AssignmentError", "CandidateError", "CommandError", "Condition", "Decision", "FirstDecider",
+    "AssignmentError", "CandidateError", "CommandError", "Condition", "Dataset", "Decision",
+    "FirstDecider", "Trial", "TrialPruned",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
     "SpecTypeError", "SpecValueError", "SpecWarning", "compile", "load", "load_model", "loads", "save_model", "search", "supernet",

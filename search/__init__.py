@@ -26,6 +26,8 @@ _LAZY = {
     "SearchResult": ".results",
     "Reporter": ".engine",
     "TrialOutcome": ".results",
+    "Trial": ".objective",
+    "TrialPruned": ".objective",
     "search": ".engine",
     "load_data": ".data",
     "Dataset": ".data",

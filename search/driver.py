@@ -69,6 +69,8 @@ class _Job:
     on_epoch: Any = None
     #: (architecture hash, training settings): what makes two trials the same
     key: tuple[str, str] = ("", "")
+    #: the user's objective function that trains it (None: the built-in trainer)
+    objective: Any = None
 
 
 class Driver:
@@ -262,7 +264,9 @@ class Driver:
                 broken) + " (" + ", ".join(f"{k} = {costs[k]:,}" for k in COST_METRICS) + ")",
                 arch)
         cfg = trial_config(graph, self.opts.overrides)
-        cfg_text = config_text(cfg, self.record.fingerprint(cfg))
+        objective = self.opts.objective
+        cfg_text = config_text(cfg, self.record.fingerprint(cfg),
+                               None if objective is None else objective.name)
         base = dict(choices=dumps(to_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
                     params=graph.params, flops=graph.flops)
         with h.transaction():  # the candidate and the trial's start: one commit
@@ -274,11 +278,11 @@ class Driver:
         if earlier is not None:
             return self._duplicate(study, trial, trial_id, earlier, out, t0)
         on_epoch = self._on_epoch(trial, trial_id) if self.opts.backend == "local" else None
-        return _Job(trial, trial_id, out, graph, cfg, t0, on_epoch, (arch, cfg_text))
+        return _Job(trial, trial_id, out, graph, cfg, t0, on_epoch, (arch, cfg_text), objective)
 
     def _on_epoch(self, trial: Any, trial_id: int) -> Any:
         """Record each epoch as it ends; report it to the pruner, which may stop the trial."""
-        from .executors import Pruned
+        from .objective import TrialPruned
 
         history, watch = self.history, self.opts.objectives[0].metric
         prune = self.opts.pruner != "none"
@@ -291,7 +295,7 @@ class Driver:
                 if value is not None and math.isfinite(value):
                     trial.report(float(value), ep.epoch)
                     if trial.should_prune():
-                        raise Pruned
+                        raise TrialPruned(f"pruned after epoch {ep.epoch}")
 
         return on_epoch
 

@@ -27,7 +27,7 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
            cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
            supernet_epochs: int | None = None, path_sampler: str | None = None,
            evaluate: int | None = None, retrain: int | None = None, then: str | None = None,
-           reporter: Reporter | None = None) -> SearchResult:
+           objective: Any = None, reporter: Reporter | None = None) -> SearchResult:
     """Search ``spec``'s space; every argument left None comes from the spec's `search`.
 
     ``epochs`` and ``data`` replace the spec's `train` settings for every trial
@@ -38,6 +38,12 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
     a one-shot search (``strategy="oneshot"``, docs/oneshot.md). ``backend="ray"`` runs
     the trials on Ray Tune, ``workers`` at once, each with ``cpus_per_trial`` CPUs and
     ``gpus_per_trial`` GPUs (docs/ray.md).
+
+    ``objective`` trains each candidate with a function of yours instead of the
+    built-in trainer: ``objective(model, trial)`` returns the objective's value (a
+    number, or a dict of metrics) and may call ``trial.report(epoch, **metrics)``
+    (docs/embedding.md). ``data`` may be an :class:`autoarch.Dataset` of your own
+    tensors or of ``torch.utils.data.Dataset`` objects.
 
     Raises:
         SpecError: a mistake in the spec or the arguments (nothing is written).
@@ -51,7 +57,7 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
                       pruner=pruner, backend=backend, workers=workers,
                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                       supernet_epochs=supernet_epochs, path_sampler=path_sampler,
-                      evaluate=evaluate, retrain=retrain, then=then,
+                      evaluate=evaluate, retrain=retrain, then=then, objective=objective,
                       overrides=overrides_of(epochs, data))
     return run(Driver(spec, opts, Path(db), name, reporter or Reporter()))
 

@@ -46,12 +46,21 @@ def trial_config(graph: Any, overrides: Overrides | None = None) -> dict[str, An
     return cfg
 
 
-def config_text(cfg: Mapping[str, Any], data_fingerprint: str | None) -> str:
-    """The recorded form of a trial's settings (what duplicates are compared by)."""
+def config_text(cfg: Mapping[str, Any], data_fingerprint: str | None,
+                objective: str | None = None) -> str:
+    """The recorded form of a trial's settings (what duplicates are compared by):
+    with ``objective``, the name of the objective function that trains it."""
     from .history import dumps
 
-    return dumps({**{k: to_json(v) for k, v in cfg.items()},
-                  "data_fingerprint": data_fingerprint})
+    out = {**{k: _json(v) for k, v in cfg.items()}, "data_fingerprint": data_fingerprint}
+    if objective is not None:
+        out["objective_fn"] = objective
+    return dumps(out)
+
+
+def _json(v: Any) -> Any:
+    j = to_json(v)
+    return j if j is None or isinstance(j, str | int | float | bool | list | dict) else str(v)
 
 
 def load_trial_data(cfg: Mapping[str, Any], base_dir: str | Path,
@@ -65,11 +74,16 @@ def load_trial_data(cfg: Mapping[str, Any], base_dir: str | Path,
 
 def train_candidate(graph: Any, cfg: Mapping[str, Any], base_dir: str | Path, *,
                     on_epoch: Callable[[Any], None] | None = None,
-                    deadline: float | None = None) -> Any:
-    """Lower ``graph`` and train it with ``cfg``; the trainer's ``TrainResult``."""
+                    deadline: float | None = None, objective: Any = None,
+                    number: int | None = None) -> Any:
+    """Lower ``graph`` and train it with ``cfg``: with the built-in trainer (its
+    ``TrainResult``), or with a :class:`~autoarch.search.objective.UserObjective`."""
     from ..backends.torch import lower_graph
     from .trainer import train
 
+    if objective is not None:
+        return objective.run(graph, cfg, base_dir, number=number, on_epoch=on_epoch,
+                             deadline=deadline)
     data = load_trial_data(cfg, base_dir)
     model = lower_graph(graph, seed=cfg["seed"])
     return train(model, data, dict(cfg), on_epoch=on_epoch, deadline=deadline)
@@ -101,7 +115,11 @@ def model_bytes(model: Any, spec: Any, choices: Mapping[str, Any], seed: int | N
 
 
 def epoch_row(ep: Any) -> dict[str, Any]:
-    """An ``EpochResult`` as a row of the ``epochs`` table."""
+    """An ``EpochResult`` (or an objective function's report) as an ``epochs`` row."""
+    from .history import dumps
+
+    extra = getattr(ep, "extra", None)
     return {"epoch": ep.epoch, "train_loss": ep.train_loss,
             "train_accuracy": ep.train_accuracy, "val_loss": ep.val_loss,
-            "val_accuracy": ep.val_accuracy, "lr": ep.lr, "wall_s": ep.wall_s}
+            "val_accuracy": ep.val_accuracy, "lr": ep.lr, "wall_s": ep.wall_s,
+            "metrics": dumps(extra) if extra else None}

@@ -50,10 +50,6 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-class Pruned(Exception):  # noqa: N818 - control flow, raised by a job's on_epoch
-    """Raised by ``job.on_epoch`` when the study's pruner stops the trial."""
-
-
 class LocalExecutor:
     """One job at a time, trained in this process when the loop collects it."""
 
@@ -80,14 +76,17 @@ class LocalExecutor:
         return [(job, payload)]
 
     def _train(self, job: Any) -> dict[str, Any]:
+        import optuna
+
         from ..dsl.errors import SpecError
         from .evaluate import failure_reason, train_candidate
         from .trainer import DeadlineReached
 
         try:
             result = train_candidate(job.graph, job.cfg, self.base_dir, on_epoch=job.on_epoch,
-                                     deadline=self.deadline)
-        except Pruned:
+                                     deadline=self.deadline, objective=job.objective,
+                                     number=job.out.number)
+        except optuna.TrialPruned:  # the pruner, through job.on_epoch (or fn's own)
             return {"ok": False, "pruned": True}
         except DeadlineReached:
             return {"ok": False, "deadline": True}

@@ -13,7 +13,8 @@ can open it while a search runs. Tables:
                 ``complete``, ``failed``, ``invalid`` or ``pruned``; ``metrics`` and
                 ``objective`` as JSON; ``error``; ``duplicate_of`` names the trial
                 number whose result a re-proposed candidate reused.
-``epochs``      per-epoch curves of each trained trial.
+``epochs``      per-epoch curves of each trained trial (``metrics``: a JSON object of
+                the other numbers an objective function reported for the epoch).
 ``weights``     the kept weights (the best trial's, or the Pareto front's) as a
                 file that ``torch.load(weights_only=True)`` reads.
 
@@ -115,7 +116,7 @@ _SCHEMA = (
     """CREATE TABLE "epochs" (
    "trial_id" INTEGER REFERENCES "trials"("id"), "epoch" INTEGER, "train_loss" REAL,
    "train_accuracy" REAL, "val_loss" REAL, "val_accuracy" REAL, "lr" REAL, "wall_s" REAL,
-   PRIMARY KEY ("trial_id", "epoch"))""",
+   "metrics" TEXT, PRIMARY KEY ("trial_id", "epoch"))""",
     """CREATE TABLE "weights" (
    "trial_id" INTEGER PRIMARY KEY REFERENCES "trials"("id"),
    "run_id" INTEGER REFERENCES "runs"("id"), "data" BLOB, "saved_at" TEXT)""",
@@ -272,6 +273,9 @@ class History:
             with self.transaction():
                 for sql in _ONESHOT_SCHEMA:
                     db.execute(sql)
+        if "metrics" not in {r[1] for r in db.execute('PRAGMA table_info("epochs")')}:
+            with self.transaction():  # a history from before user objectives' own metrics
+                db.execute('ALTER TABLE "epochs" ADD COLUMN "metrics" TEXT')
         # WAL only after the schema: a rollback journal keeps a killed creation empty
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             with contextlib.suppress(sqlite3.OperationalError):  # busy: the next open retries

@@ -81,6 +81,9 @@ class Options:
     evaluate: int = 200
     retrain: int = 3
     then: str = "evolution"
+    #: the user's objective function (``autoarch.search(objective=fn)``), or None: the
+    #: built-in trainer
+    objective: Any = None
 
     @property
     def epochs(self) -> int | None:
@@ -89,7 +92,8 @@ class Options:
     def settings(self) -> dict[str, Any]:
         """What a resumed run must keep: settings that change what trials mean."""
         out = {"strategy": self.strategy, "objectives": [str(o) for o in self.objectives],
-               "seed": self.seed, "pruner": self.pruner, **self.overrides.to_json()}
+               "seed": self.seed, "pruner": self.pruner, **self.overrides.to_json(),
+               "objective_fn": None if self.objective is None else self.objective.name}
         out["oneshot"] = self.oneshot()
         return out
 
@@ -117,9 +121,13 @@ def overrides_of(epochs: Any, data: Any) -> Overrides:
 def data_value(data: Any) -> Any:
     """A data set given outside the spec (``--data``): a name, spec text, or a value.
 
-    Relative file paths are made absolute from the current folder.
+    Relative file paths are made absolute from the current folder. An
+    :class:`autoarch.Dataset` is taken as it is.
     """
     from ..compiler.spec import loads as load_spec_text
+
+    if _is_dataset(data):
+        return data
 
     if isinstance(data, str):
         text = data.strip()
@@ -143,10 +151,16 @@ def data_value(data: Any) -> Any:
     return data
 
 
+def _is_dataset(data: Any) -> bool:
+    """An ``autoarch.Dataset`` (without importing torch to find out)."""
+    return type(data).__name__ == "Dataset" and type(data).__module__.endswith("search.data")
+
+
 _NO_OVERRIDES = Overrides()
 
 
-def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any) -> Options:
+def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, objective: Any = None,
+               **given: Any) -> Options:
     from ..compiler.settings import check_setting
 
     cfg = spec.search_config()
@@ -172,6 +186,10 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, **given: Any
                    gpus_per_trial=float(cfg["gpus_per_trial"]),
                    supernet_epochs=cfg["supernet_epochs"], path_sampler=cfg["path_sampler"].name,
                    evaluate=cfg["evaluate"], retrain=cfg["retrain"], then=cfg["then"].name)
+    if objective is not None:
+        from .objective import UserObjective
+
+        opts.objective = UserObjective(objective, opts.objectives)
     if opts.strategy == "oneshot":
         blk = spec.program.search
         said_then = given.get("then") is not None or (

@@ -87,6 +87,8 @@ def preflight(spec: Spec, opts: Options, base_dir: Path,
             "and requirements leave nothing to search",
             hint="; ".join(f"{n}x {r}" for r, n in top) + "; relax a `constraint`")
     cfg = trial_config(graph, opts.overrides)
+    if opts.objective is not None and opts.overrides.data is None and "data" not in graph.train:
+        return graph  # the objective function brings its own data
     data = _data(cfg, base_dir, note)
     _check_shapes(spec, graph, data)
     why = getattr(data, "task_reason", None)
@@ -210,6 +212,7 @@ class RunRecord:
             self.create(study_name, storage, probe)
         else:
             self.resume(row, probe)
+            self._note_objective_change(note)
             study, storage = resume_study(files, h, row, self.spec, opts.objectives,
                                           opts.objectives[0].metric, **study_args)
             counted = h.counted(row["id"])
@@ -232,6 +235,11 @@ class RunRecord:
                        "gpus_per_trial": opts.gpus_per_trial,
                        **opts.overrides.to_json(), "oneshot": opts.oneshot(),
                        "data_fingerprints": {}}
+        if opts.objective is not None:
+            from .objective import source_digest
+
+            self.config["objective_fn"] = opts.objective.name
+            self.config["objective_source"] = source_digest(opts.objective.fn)
         self.id = self.history.create_run(
             name=self.name, model=self.spec.name, spec_file=self.spec.filename,
             spec_text=self.spec.source, spec_hash=spec_hash(self.spec),
@@ -260,7 +268,8 @@ class RunRecord:
         cfg = self.config
         was = {"strategy": row["strategy"], "objectives": loads(row["objectives"]),
                "seed": row["seed"], "pruner": cfg.get("pruner", "none"),
-               "epochs": cfg.get("epochs", row["epochs"]), "data": cfg.get("data")}
+               "epochs": cfg.get("epochs", row["epochs"]), "data": cfg.get("data"),
+               "objective_fn": cfg.get("objective_fn")}
         now = self.opts.settings()
         then_os, now_os = cfg.get("oneshot") or {}, now.pop("oneshot") or {}
         for k in {**then_os, **now_os}:  # a one-shot run's own settings, one by one
@@ -274,6 +283,20 @@ class RunRecord:
                               "trials stay comparable",
                               hint="resume with the run's settings, or give this search "
                                    "another --name")
+
+    def _note_objective_change(self, note: Callable[[str], None]) -> None:
+        """The objective function kept its name but its code changed since the run began:
+        said, since earlier trials were scored by the old code."""
+        objective = self.opts.objective
+        if objective is None:
+            return
+        from .objective import source_digest
+
+        was, now = self.config.get("objective_source"), source_digest(objective.fn)
+        if was is not None and now is not None and was != now:
+            note(f"the code of objective function {objective.name} changed since run "
+                 f"'{self.name}' began; its earlier trials were scored by the old code "
+                 "(give the search another --name to start afresh)")
 
     def recover(self) -> None:
         """After a kill: trials left running are recorded interrupted (tried once more).
@@ -366,6 +389,8 @@ def _setting(key: str, value: Any) -> str:
         return f"--epochs {value}" if value is not None else "the spec's epochs"
     if key == "data":
         return f"--data {value}" if value is not None else "the spec's data"
+    if key == "objective_fn":
+        return f"objective function {value}" if value is not None else "the built-in trainer"
     if key in ("supernet_epochs", "path_sampler", "evaluate", "retrain", "then"):
         return f"{key} = {value}"
     return f"{key} {value}"

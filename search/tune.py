@@ -63,7 +63,7 @@ MODEL_FILE = "model.pt"
 
 
 def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
-              deadline: float | None = None) -> Any:
+              deadline: float | None = None, objective: Any = None) -> Any:
     """A Tune function trainable that trains the spec's candidates.
 
     A trial's config is either what :class:`SpecSearcher` suggests, or Tune's own
@@ -71,16 +71,22 @@ def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
     every decision the candidate meets given). ``epochs`` and ``data`` replace the spec's
     `train` settings, as ``autoarch search --epochs / --data`` do. The csv / npz
     files the spec trains on are read here, once, and travel to the workers with
-    the trainable.
+    the trainable, as does an ``autoarch.Dataset`` given as ``data``. ``objective``
+    is a picklable function ``fn(model, trial)`` that trains instead of the built-in
+    trainer (as ``autoarch.search(objective=fn)``; pass the same to
+    :class:`SpecSearcher`).
     """
-    from .options import overrides_of
+    from .objective import UserObjective
+    from .options import objectives_of, overrides_of
 
     overrides = overrides_of(epochs, data)
+    if objective is not None and not isinstance(objective, UserObjective):
+        objective = UserObjective(objective, objectives_of(spec.search_config()["objective"]))
     base_dir = Path(spec.filename).parent.resolve() if spec.filename else Path(".").resolve()
     files = shipped_files(spec, overrides, base_dir)
     return tune.with_parameters(_run_trial, source=spec.source, filename=spec.filename or "",
                                 overrides=overrides, base_dir=str(base_dir), files=files,
-                                deadline=deadline)
+                                deadline=deadline, objective=objective)
 
 
 def shipped_files(spec: Spec, overrides: Overrides, base_dir: Path) -> dict[str, bytes]:
@@ -114,8 +120,11 @@ _SPECS: dict[tuple[str, str], Spec] = {}
 
 
 def _run_trial(config: Mapping[str, Any], *, source: str, filename: str, overrides: Overrides,
-               base_dir: str, files: Mapping[str, bytes], deadline: float | None) -> None:
+               base_dir: str, files: Mapping[str, bytes], deadline: float | None,
+               objective: Any = None) -> None:
     """One trial, in a Ray worker: build, train, report every epoch, checkpoint."""
+    import optuna
+
     from ..compiler.spec import loads
     from ..dsl.errors import SpecError
     from .data import data_file, with_data_file
@@ -146,13 +155,20 @@ def _run_trial(config: Mapping[str, Any], *, source: str, filename: str, overrid
     def on_epoch(ep: Any) -> None:
         row = epoch_row(ep)
         last.update(row)
-        if ep.epoch < epochs:  # the last epoch is reported with the final metrics
+        # the last epoch is reported with the final metrics (an objective function's
+        # epochs are not known in advance: each is reported)
+        if ep.epoch < epochs or objective is not None:
             t0 = time.perf_counter()
             tune.report({**_numbers(row), OURS: epochs})  # (waits for the driver)
             waited[0] += time.perf_counter() - t0
 
     try:
-        result = train_candidate(graph, cfg, base_dir, on_epoch=on_epoch, deadline=deadline)
+        result = train_candidate(graph, cfg, base_dir, on_epoch=on_epoch, deadline=deadline,
+                                 objective=objective,
+                                 number=info.get("number") if info else None)
+    except optuna.TrialPruned:  # the objective function's own: recorded pruned, as a
+        tune.report({**_blank(), **_numbers(last), OURS: epochs})  # trial stopped early
+        return
     except DeadlineReached:
         tune.report({**_blank(), **_numbers(last), OURS: epochs, DEADLINE: True})
         return
@@ -202,8 +218,9 @@ class SpecSearcher(Searcher):
 
     Args:
         spec: the spec whose space is searched.
-        strategy, trials, seed, timeout, epochs, data: as :func:`autoarch.search`
-            (None: the spec's `search` block). The searcher proposes until ``trials``
+        strategy, trials, seed, timeout, epochs, data, objective: as
+            :func:`autoarch.search` (None: the spec's `search` block; give the
+            trainable the same ``epochs``, ``data`` and ``objective``). The searcher proposes until ``trials``
             trials are counted in the run, then tells Tune it is finished.
         db, name: the history database and the run's name; the same name resumes.
 
@@ -221,14 +238,15 @@ class SpecSearcher(Searcher):
 
     def __init__(self, spec: Spec, *, strategy: str | None = None, trials: int | None = None,
                  seed: int | None = None, timeout: float | None = None,
-                 epochs: int | None = None, data: Any = None,
+                 epochs: int | None = None, data: Any = None, objective: Any = None,
                  db: str | Path = "autoarch.db", name: str | None = None,
                  reporter: Any = None, _driver: Any = None) -> None:
         super().__init__()
         #: what a copy needs to open the run again (Tune pickles its searcher)
         self._args = {"source": spec.source, "filename": spec.filename, "db": str(db),
                       "name": name, "strategy": strategy, "trials": trials, "seed": seed,
-                      "timeout": timeout, "epochs": epochs, "data": data}
+                      "timeout": timeout, "epochs": epochs, "data": data,
+                      "objective": objective}
         self.result: Any = None
         self.stopped: str | None = None
         #: Tune trial id -> the job it trains
@@ -243,7 +261,7 @@ class SpecSearcher(Searcher):
         from .options import options_of, overrides_of
 
         opts = options_of(spec, strategy=strategy, trials=trials, seed=seed, timeout=timeout,
-                          overrides=overrides_of(epochs, data))
+                          objective=objective, overrides=overrides_of(epochs, data))
         opts.backend = "ray"  # trials train on Tune; Tune's schedulers prune
         self.driver = Driver(spec, opts, Path(db), name, reporter or Reporter())
         self._stack = contextlib.ExitStack()
@@ -390,8 +408,10 @@ class HistoryCallback(tune.Callback):
             return
         epoch = result.get("epoch") or result.get("training_iteration")
         row = {k: _number(result.get(k)) for k in (*EPOCH_METRICS, "lr", "wall_s")}
-        if not epoch or all(v is None for v in row.values()):
+        extra = result.get("metrics")  # an objective function's other numbers (JSON)
+        if not epoch or (all(v is None for v in row.values()) and not isinstance(extra, str)):
             return
+        row["metrics"] = extra if isinstance(extra, str) else None
         row["wall_s"] = row["wall_s"] if row["wall_s"] is not None else _number(
             result.get("time_this_iter_s"))
         self.searcher.driver.history.add_epoch(job.trial_id, epoch=int(epoch), **row)
@@ -580,7 +600,7 @@ def run_on_tune(driver: Any, study: Any, sampler: Any) -> str | None:
     o = opts.objectives[0]
     searcher = SpecSearcher.attached(driver, study, sampler)
     train = trainable(driver.spec, epochs=opts.overrides.epochs, data=opts.overrides.data,
-                      deadline=driver.deadline)
+                      deadline=driver.deadline, objective=opts.objective)
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     epochs = int(trial_config(driver.probe, opts.overrides)["epochs"])
     storage = tempfile.mkdtemp(prefix="autoarch-tune-")
