@@ -382,3 +382,35 @@ def test_a_run_with_an_objective_function_resumes_after_kill_9(tmp_path):
         if r["duplicate_of"] is None:
             assert sorted(e["epoch"] for e in eps) == [1, 2, 3]
         assert json.loads(r["objective"]) == [r["params"] / 1e5]
+
+
+def test_on_ray_a_picklable_objective_trains_in_the_workers_on_own_data(tmp_path,
+                                                                         ray_session):
+    spec = small(tmp_path, trials=4)
+    x = torch.randn(90, 64)
+    y = torch.arange(90) % 10
+    data = autoarch.Dataset.from_tensors(x[:60], y[:60], x[60:], y[60:])
+
+    def fit(model, trial):  # pickled by value: everything it needs is inside
+        import os
+
+        w = next(v for v in trial.choices.values() if isinstance(v, int))
+        value = w / 100 + (0.5 if "relu" in trial.choices.values() else 0.0)
+        for epoch in (1, 2):
+            trial.report(epoch, val_accuracy=value * epoch / 2, pid=os.getpid())
+        return {"val_accuracy": value, "pid": os.getpid(), "rows": len(trial.data.x_train)}
+
+    db = tmp_path / "r.db"
+    result = autoarch.search(spec, objective=fit, data=data, backend="ray", workers=2, db=db,
+                             seed=5)
+    assert result.counted == 4
+    for r in rows(db):
+        assert r["state"] == "complete", r["error"]
+        assert json.loads(r["objective"]) == [score(json.loads(r["choices"]))]
+        metrics = json.loads(r["metrics"])
+        assert metrics["pid"] != os.getpid() and metrics["rows"] == 60
+        if r["duplicate_of"] is None:
+            eps = query(db, "SELECT * FROM epochs WHERE trial_id = ? ORDER BY epoch",
+                        (r["id"],))
+            assert [e["epoch"] for e in eps] == [1, 2]
+            assert [json.loads(e["metrics"])["pid"] for e in eps] == [metrics["pid"]] * 2
