@@ -33,13 +33,14 @@ import os
 import time
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.utils.data
 
 from ..compiler.settings import DATASETS, check_setting
 from ..compiler.values import Symbol, SymbolCall
@@ -66,30 +67,161 @@ class DataError(CommandError):
     """
 
 
-@dataclass
+#: the splits of a data set, in order
+SPLITS = ("train", "val", "test")
+
+
+class _SplitTensor:
+    """``Dataset.x_train`` and the like: the split's tensor of an in-memory data set;
+    a DataError naming the attribute for one read from torch datasets."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Dataset | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        if obj._sets is not None:
+            obj.require_in_memory(f"reading {self.name}")
+        return obj._tensors[self.name]
+
+    def __set__(self, obj: Dataset, value: torch.Tensor | None) -> None:
+        obj._tensors[self.name] = value
+
+
 class Dataset:
     """A task's data, split three ways: float32 inputs; int64 classes or float32 targets.
 
-    ``y_*`` are class indices ``[N]`` for classification and ``[N, k]`` targets for
-    regression.
+    It is one of two kinds:
+
+    - **in memory** (what :func:`load_data` gives, and :meth:`from_tensors`):
+      tensors ``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
+      ``y_test``; ``y_*`` are class indices ``[N]`` for classification and
+      ``[N, k]`` targets for regression; ``x_test`` and ``y_test`` are None when
+      there is no test split;
+    - **read from torch datasets** (:meth:`from_datasets`): the trainer batches
+      map-style ``torch.utils.data.Dataset`` s of ``(x, y)`` items with a
+      ``DataLoader``; nothing is loaded, and reading ``x_train`` and the like is a
+      DataError.
+
+    Both have ``name``, ``task``, ``n_classes``, ``task_reason``, ``input_shape``,
+    ``output_shape``, :meth:`size`, :meth:`take` and :meth:`fingerprint`. Treat a
+    Dataset as read-only (it may share memory with the arrays it was made from);
+    it pickles, with its torch datasets.
     """
 
-    name: str
-    task: str  # "classification" | "regression"
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    n_classes: int | None = None
-    #: why the task is classification or regression, for messages such as "maximize(
-    #: val_accuracy) needs a classification data set"
-    task_reason: str = ""
+    x_train = _SplitTensor()
+    y_train = _SplitTensor()
+    x_val = _SplitTensor()
+    y_val = _SplitTensor()
+    x_test = _SplitTensor()
+    y_test = _SplitTensor()
+
+    def __init__(self, name: str, task: str, x_train: torch.Tensor | None,
+                 y_train: torch.Tensor | None, x_val: torch.Tensor | None,
+                 y_val: torch.Tensor | None, x_test: torch.Tensor | None = None,
+                 y_test: torch.Tensor | None = None, n_classes: int | None = None,
+                 task_reason: str = "") -> None:
+        self.name = name
+        self.task = task  # "classification" | "regression"
+        self.n_classes = n_classes
+        #: why the task is classification or regression, for messages such as "maximize(
+        #: val_accuracy) needs a classification data set"
+        self.task_reason = task_reason
+        #: DataLoader workers of a data set read from torch datasets (0: the main process)
+        self.num_workers = 0
+        self._tensors: dict[str, torch.Tensor | None] = {
+            "x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val,
+            "x_test": x_test, "y_test": y_test}
+        self._sets: dict[str, Any] | None = None  # split -> torch Dataset (None: in memory)
+        self._items: _ItemFormat | None = None
+
+    @classmethod
+    def from_tensors(cls, x_train: Any, y_train: Any, x_val: Any, y_val: Any,
+                     x_test: Any = None, y_test: Any = None, *, task: str | None = None,
+                     classes: int | None = None, name: str = "tensors") -> Dataset:
+        """An in-memory data set of your own arrays (torch tensors or numpy arrays).
+
+        ``x`` becomes float32 (every value finite and within float32). Integer or
+        boolean ``y`` are class labels (``[N]``, or a ``[N, 1]`` column), numbered
+        0 to ``classes - 1`` (``classes`` defaults to the largest label + 1 over all
+        splits); float ``y`` is a regression target (``[N]`` becomes ``[N, 1]``).
+        ``task="regression"`` reads integer ``y`` as targets; ``task="classification"``
+        takes float ``y`` that are whole numbers as labels. Without ``x_test`` and
+        ``y_test`` there is no test split (and no test metrics).
+
+        Example:
+            >>> data = Dataset.from_tensors(x[:800], y[:800], x[800:], y[800:])
+            >>> data.task, data.input_shape
+            ('classification', (64,))
+
+        Raises:
+            DataError: one line naming the argument: rows that do not match, example
+                shapes that differ between splits, an empty split, ``x_test`` without
+                ``y_test``, a 0-d or non-numeric array, a value that is not finite, a
+                label out of range, a single class.
+        """
+        return _from_tensors(cls, (x_train, y_train, x_val, y_val, x_test, y_test), task,
+                             classes, name)
+
+    @classmethod
+    def from_datasets(cls, train: Any, val: Any, test: Any = None, *, task: str | None = None,
+                      classes: int | None = None, name: str = "datasets",
+                      num_workers: int = 0) -> Dataset:
+        """A data set read from map-style ``torch.utils.data.Dataset`` s of ``(x, y)`` items.
+
+        Nothing is loaded: the trainer batches them with a ``DataLoader``
+        (``num_workers`` workers) in exactly the batches it would take from the
+        same tensors in memory, so training gives the same numbers as
+        :meth:`from_tensors`. The input shape and the task come from the first
+        training item: an integer (or boolean) label is a class (``classes=`` must
+        then be given: counting them would read the whole data set), a float label
+        a regression target (a number is a target of width 1). Each batch is
+        checked as it is read (shapes, finite inputs, labels in range).
+
+        Example:
+            >>> data = Dataset.from_datasets(TensorDataset(x, y), TensorDataset(xv, yv),
+            ...                              classes=10)
+
+        Raises:
+            DataError: a split that is not a map-style dataset or is empty, a first
+                item that is not an ``(x, y)`` pair, an integer label without
+                ``classes=``, shapes that differ between the splits' first items.
+        """
+        return _from_datasets(cls, {"train": train, "val": val, "test": test}, task, classes,
+                              name, num_workers)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the splits are tensors (False: read from torch datasets)."""
+        return self._sets is None
+
+    @property
+    def has_test(self) -> bool:
+        """Whether there is a test split."""
+        return self.size("test") > 0
+
+    def size(self, split: str) -> int:
+        """The number of examples of ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
+        if self._sets is not None:
+            s = self._sets.get(split)
+            return 0 if s is None else len(s)
+        x = self._tensors[f"x_{split}"]
+        return 0 if x is None else len(x)
+
+    def require_in_memory(self, what: str) -> None:
+        """Raise a DataError unless the splits are tensors: ``what`` needs them."""
+        if self._sets is not None:
+            raise DataError(f"{what} needs in-memory data (Dataset.from_tensors); data set "
+                            f"'{self.name}' is read from torch datasets by a DataLoader",
+                            hint="the trainer (autoarch.search.trainer.train) takes either "
+                                 "kind")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one example (no batch axis)."""
+        if self._items is not None:
+            return self._items.input_shape
         return tuple(self.x_train.shape[1:])
 
     @property
@@ -98,12 +230,66 @@ class Dataset:
         if self.task == "classification":
             assert self.n_classes is not None
             return (self.n_classes,)
+        if self._items is not None:
+            assert self._items.target_shape is not None
+            return self._items.target_shape
         return tuple(self.y_train.shape[1:])
 
+    def take(self, split: str, indices: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The examples ``indices`` of ``split`` as a batch ``(x, y)``, like the trainer's."""
+        if self._sets is None:
+            return self._tensors[f"x_{split}"][indices], self._tensors[f"y_{split}"][indices]
+        rows = [int(i) for i in indices]
+        assert self._items is not None
+        return _checked(self._items([self._sets[split][i] for i in rows]), split, rows,
+                        f"data set '{self.name}'")
+
+    def batches(self, split: str, index_batches: Sequence[Sequence[int]], *,
+                generator: torch.Generator | None = None
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches ``(x, y)`` of ``split`` made of the examples of each index list.
+
+        From torch datasets a ``DataLoader`` reads them (``num_workers`` workers,
+        ``generator`` seeding the workers' random state rather than torch's global
+        one); each batch is checked as it arrives (shapes, finite inputs, labels in
+        range), a bad item being a DataError naming its index.
+        """
+        if self._sets is None:
+            x, y = self._tensors[f"x_{split}"], self._tensors[f"y_{split}"]
+            assert x is not None and y is not None, split
+            for rows in index_batches:
+                yield x[rows], y[rows]
+            return
+        rows_list = [[int(i) for i in rows] for rows in index_batches]
+        loader = torch.utils.data.DataLoader(
+            self._sets[split], batch_sampler=rows_list, collate_fn=self._items,
+            num_workers=self.num_workers,
+            generator=generator if generator is not None else torch.Generator())
+        prefix = f"data set '{self.name}'"
+        for rows, batch in zip(rows_list, loader, strict=True):
+            yield _checked(batch, split, rows, prefix)
+
+    def fingerprint(self) -> str:
+        """A 16-digit hex digest of the data (as :func:`fingerprint` gives for files).
+
+        In memory: the sha256 over the task, the class count and each split's dtype,
+        shape and bytes. From torch datasets: over the task, the class count, each
+        split's class name and length, and the items at up to :data:`FINGERPRINT_ITEMS`
+        evenly spaced positions of each split, so it is a *sample*: a change to an
+        item between them is not noticed.
+        """
+        return _dataset_fingerprint(self)
+
+    def __str__(self) -> str:
+        return f"dataset({self.name})"
+
     def __repr__(self) -> str:
+        sizes = "/".join(str(self.size(s)) for s in SPLITS if s != "test" or self.has_test)
+        splits = "train/val/test" if self.has_test else "train/val"
         return (f"Dataset({self.name!r}, {self.task}, inputs {list(self.input_shape)}, "
-                f"outputs {list(self.output_shape)}, train/val/test "
-                f"{len(self.x_train)}/{len(self.x_val)}/{len(self.x_test)})")
+                f"outputs {list(self.output_shape)}, {splits} {sizes}"
+                + ("" if self.has_test else ", no test split")
+                + ("" if self.in_memory else ", torch datasets") + ")")
 
 
 def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
@@ -113,7 +299,8 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
     Args:
         data: a bundled name (``Symbol("digits")`` or ``"digits"``), or
             ``synthetic(shape = [...], classes = k)``, ``csv(path, target = "col")`` or
-            ``npz(path)`` as a ``SymbolCall``.
+            ``npz(path)`` as a ``SymbolCall``; a :class:`Dataset` of your own is
+            returned as it is (its own splits: ``val_split`` and ``seed`` do not apply).
         val_split: share of the non-test rows held out for validation.
         seed: seed of the split of files and of the train/val split. This is
             *not* the training seed: keep it fixed (0) so that every trial is
@@ -127,6 +314,8 @@ def load_data(data: Any, *, val_split: float = 0.2, seed: int = 0,
         DataError: an unknown data set, or a file that cannot be used; one line naming
             the file and, where it applies, the row (line number) and the column.
     """
+    if isinstance(data, Dataset):  # your own data: its own splits (val_split unused)
+        return data
     if not 0 < val_split < 1:
         raise DataError(f"val_split must be a number > 0 and < 1, got {val_split!r}")
     src = _source(data, base_dir)
@@ -249,7 +438,8 @@ def fingerprint(data: Any, *, base_dir: str | Path = ".") -> str:
       for a bundled set, with ``"sha256"`` of scikit-learn's ``digits.csv.gz`` for
       ``digits``;
     - ``{"data": "synthetic", "shape": [...], "classes": k, "rows": n,
-      "generation_seed": ..., "version": ...}`` for ``synthetic(...)``.
+      "generation_seed": ..., "version": ...}`` for ``synthetic(...)``;
+    - a :class:`Dataset` of your own: its :meth:`Dataset.fingerprint`.
 
     Example:
         >>> fingerprint(Symbol("digits")) == fingerprint("digits")
@@ -258,6 +448,8 @@ def fingerprint(data: Any, *, base_dir: str | Path = ".") -> str:
     Raises:
         DataError: an unknown data set, a missing or unreadable file.
     """
+    if isinstance(data, Dataset):
+        return data.fingerprint()
     src = _source(data, base_dir)
     obj: dict[str, Any] = {"data": src.kind if src.kind != "bundled" else src.name}
     if src.kind in ("csv", "npz"):
@@ -293,6 +485,375 @@ def _file_sha256(path: Path, shown: str) -> str:
         _FILE_DIGESTS.pop(next(iter(_FILE_DIGESTS)))
     _FILE_DIGESTS[key] = digest = h.hexdigest()
     return digest
+
+
+# ---- your own data: Dataset.from_tensors and Dataset.from_datasets -----------------
+
+#: items of each split of a data set read from torch datasets that its fingerprint reads
+FINGERPRINT_ITEMS = 64
+_FROM_TENSORS = "Dataset.from_tensors"
+_FROM_DATASETS = "Dataset.from_datasets"
+_TASKS = ("classification", "regression")
+
+
+def _check_arguments(where: str, name: Any, task: Any, classes: Any) -> None:
+    if not isinstance(name, str) or not name or not name.isprintable() or len(name) > 100:
+        raise DataError(f"{where}: name must be a string of 1 to 100 printable characters, "
+                        f"got {name!r}")
+    if task is not None and task not in _TASKS:
+        raise DataError(f"{where}: task must be 'classification', 'regression' or None (from "
+                        f"the labels' dtype), got {task!r}")
+    if classes is None:
+        return
+    if isinstance(classes, bool) or not isinstance(classes, int | np.integer):
+        raise DataError(f"{where}: classes must be an integer, got {classes!r}")
+    if task == "regression":
+        raise DataError(f"{where}: classes={classes} is for classification, but "
+                        "task='regression'")
+    if classes < 2:
+        raise DataError(f"{where}: classes={classes}; classification needs at least 2 classes")
+
+
+def _as_array(a: Any, arg: str, where: str) -> np.ndarray:
+    """``a`` (a tensor, an array or what ``numpy.asarray`` takes) as a numeric numpy array
+    of at least one axis, sharing its memory where it can."""
+    if isinstance(a, torch.Tensor):
+        t = a.detach().cpu()
+        if t.is_complex():
+            raise DataError(f"{where}: {arg} holds {t.dtype}, not real numbers")
+        try:
+            arr = t.numpy()
+        except (TypeError, RuntimeError):  # bfloat16 and the like: no numpy dtype
+            arr = (t.float() if t.is_floating_point() else t.long()).numpy()
+    else:
+        try:
+            arr = np.asarray(a)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{where}: {arg} is a {type(a).__name__} that is not an array "
+                            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                            ) from None
+    if arr.dtype.kind not in "biuf":
+        what = "not real numbers" if arr.dtype.kind == "c" else "not numbers"
+        raise DataError(f"{where}: {arg} holds {arr.dtype}, {what}",
+                        hint="pass a tensor or numpy array of numbers")
+    if arr.ndim == 0:
+        raise DataError(f"{where}: {arg} is a 0-d array (a single number); it needs one row "
+                        "per example")
+    return arr
+
+
+def _shared_tensor(a: np.ndarray, dtype: Any) -> torch.Tensor:
+    """``a`` as a tensor of ``dtype``, sharing memory where the dtype and layout allow."""
+    with warnings.catch_warnings():  # a read-only array (np.load(mmap_mode="r")): never written
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))
+
+
+def _from_tensors(cls: type[Dataset], given: tuple[Any, ...], task: str | None,
+                  classes: int | None, name: str) -> Dataset:
+    where = _FROM_TENSORS
+    _check_arguments(where, name, task, classes)
+    x_test, y_test = given[4], given[5]
+    if (x_test is None) != (y_test is None):
+        has, lacks = ("x_test", "y_test") if y_test is None else ("y_test", "x_test")
+        raise DataError(f"{where}: {has} is given without {lacks}",
+                        hint="give both for a test split, or neither for none")
+    splits = SPLITS if x_test is not None else SPLITS[:2]
+    xs: dict[str, np.ndarray] = {}
+    ys: dict[str, np.ndarray] = {}
+    for i, s in enumerate(splits):
+        x = _as_array(given[2 * i], f"x_{s}", where)
+        y = _as_array(given[2 * i + 1], f"y_{s}", where)
+        if len(x) != len(y):
+            raise DataError(f"{where}: x_{s} has {len(x)} rows but y_{s} has {len(y)}")
+        if len(x) == 0:
+            raise DataError(f"{where}: x_{s} has no rows",
+                            hint="leave out x_test and y_test for no test split" if s == "test"
+                            else "every split needs examples")
+        if s != "train" and x.shape[1:] != xs["train"].shape[1:]:
+            raise DataError(f"{where}: x_{s} has examples of shape {list(x.shape[1:])} but "
+                            f"x_train has {list(xs['train'].shape[1:])}")
+        if x.dtype.kind == "f":
+            _check_float32(x, f"x_{s}", where)
+        xs[s], ys[s] = x, y
+    integer = {s: y.dtype.kind in "biu" for s, y in ys.items()}
+    kind = {s: "booleans" if y.dtype.kind == "b" else "integers" if integer[s] else "floats"
+            for s, y in ys.items()}
+    if task is None:
+        odd = [s for s in splits if integer[s] != integer["train"]]
+        if odd:
+            raise DataError(f"{where}: y_train holds {kind['train']} ({ys['train'].dtype}) but "
+                            f"y_{odd[0]} holds {kind[odd[0]]} ({ys[odd[0]].dtype})",
+                            hint="give every split labels of one kind, or say task="
+                                 "'classification' or task='regression'")
+        task = "classification" if integer["train"] else "regression"
+        reason = (f"y_train holds {kind['train']} ({ys['train'].dtype}), so " +
+                  ("its labels are read as classes" if integer["train"] else
+                   "it is read as a regression target; pass integer labels (or task="
+                   "'classification') for classes"))
+    else:
+        reason = f"task='{task}' was given to {where}"
+    if task == "regression":
+        targets = _regression_targets(ys, where)
+        return cls(name, task, *_interleave(xs, targets, splits, np.float32), None, reason)
+    labels, n_classes = _class_labels(ys, classes, where)
+    return cls(name, task, *_interleave(xs, labels, splits, np.int64), n_classes, reason)
+
+
+def _interleave(xs: dict[str, np.ndarray], ys: dict[str, np.ndarray], splits: tuple[str, ...],
+                y_dtype: Any) -> list[torch.Tensor | None]:
+    """x_train, y_train, x_val, y_val, x_test, y_test as tensors (None: no test split)."""
+    out: list[torch.Tensor | None] = []
+    for s in SPLITS:
+        if s in splits:
+            out += [_shared_tensor(xs[s], np.float32), _shared_tensor(ys[s], y_dtype)]
+        else:
+            out += [None, None]
+    return out
+
+
+def _regression_targets(ys: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """Each split's targets as ``[N, k]`` (``[N]`` becomes ``[N, 1]``), checked."""
+    width = {s: y.shape[1:] if y.ndim > 1 else (1,) for s, y in ys.items()}
+    out = {}
+    for s, y in ys.items():
+        if width[s] != width["train"]:
+            raise DataError(f"{where}: y_{s} has targets of shape {list(width[s])} but y_train "
+                            f"has {list(width['train'])}")
+        if y.dtype.kind == "f":
+            _check_float32(y, f"y_{s}", where)
+        out[s] = y.reshape(len(y), -1)
+    return out
+
+
+def _class_labels(ys: dict[str, np.ndarray], classes: int | None,
+                  where: str) -> tuple[dict[str, np.ndarray], int]:
+    """Each split's labels as ``[N]``, checked to be whole numbers 0 to ``classes - 1``;
+    and the class count (given, or the largest label + 1)."""
+    flat = {}
+    for s, y in ys.items():
+        if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+            raise DataError(f"{where}: y_{s} holds class labels, one per row, but has shape "
+                            f"{list(y.shape)}",
+                            hint="pass float targets, or task='regression', for regression")
+        y = y.reshape(-1)
+        if y.dtype.kind == "f":
+            bad = ~(y == np.round(y))  # also nan
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise DataError(f"{where}: array 'y_{s}' at index [{i}] is {float(y[i]):g}: "
+                                "class labels must be whole numbers",
+                                hint="pass integer labels, or task='regression' for targets")
+        flat[s] = y
+    low = min(float(y.min()) for y in flat.values())
+    high = max(float(y.max()) for y in flat.values())
+    n_classes = int(classes) if classes is not None else int(high) + 1
+    for s, y in flat.items():
+        bad = (y < 0) | (y >= n_classes)
+        if bad.any():
+            i = int(np.argmax(bad))
+            limit = (f"classes={n_classes}" if classes is not None else
+                     "labels start at 0")
+            raise DataError(f"{where}: array 'y_{s}' at index [{i}] is {y[i]:g}, not a class "
+                            f"label 0 to {n_classes - 1} ({limit})",
+                            hint="number the classes 0, 1, ..." if classes is None else
+                            "raise classes=, or renumber the labels")
+    if low == high:
+        raise DataError(f"{where}: y holds a single class ({low:g}); classification needs at "
+                        "least 2")
+    return {s: y.astype(np.int64) for s, y in flat.items()}, n_classes
+
+
+@dataclass(frozen=True)
+class _BadItem:
+    """An item of a batch that cannot be used: its position in the batch and why.
+
+    Returned rather than raised, so that a DataLoader worker hands it back to the
+    main process, which raises it as one line (a worker's exception comes back as
+    a traceback text)."""
+
+    pos: int
+    message: str
+
+
+@dataclass(frozen=True)
+class _ItemFormat:
+    """How the ``(x, y)`` items of torch datasets become a batch, like the in-memory splits:
+    x float32 ``[B, *input_shape]``; y int64 class labels ``[B]`` (classification:
+    ``target_shape`` None) or float32 targets ``[B, *target_shape]``. It is the
+    DataLoader's ``collate_fn``; a bad item gives a :class:`_BadItem`."""
+
+    input_shape: tuple[int, ...]
+    target_shape: tuple[int, ...] | None
+    classes: int | None
+
+    def __call__(self, items: list[Any]) -> tuple[torch.Tensor, torch.Tensor] | _BadItem:
+        xs, ys = [], []
+        for pos, item in enumerate(items):
+            if not isinstance(item, tuple | list) or len(item) != 2:
+                return _BadItem(pos, f"is a {type(item).__name__}, not an (x, y) pair")
+            x, why = _item_tensor(item[0], "x")
+            if x is None:
+                return _BadItem(pos, why)
+            if tuple(x.shape) != self.input_shape:
+                return _BadItem(pos, f"has x of shape {list(x.shape)}, but the first training "
+                                     f"item's is {list(self.input_shape)}")
+            y, why = _item_tensor(item[1], "y")
+            if y is None:
+                return _BadItem(pos, why)
+            if self.target_shape is None:
+                y, why = self._label(y)
+                if y is None:
+                    return _BadItem(pos, why)
+            else:
+                if y.numel() != self.target_shape[0]:
+                    return _BadItem(pos, f"has a target of {y.numel()} values, but the first "
+                                         f"training item's has {self.target_shape[0]}")
+                y = y.reshape(-1).to(torch.float32)
+            xs.append(x.to(torch.float32))
+            ys.append(y)
+        return torch.stack(xs), torch.stack(ys)
+
+    def _label(self, y: torch.Tensor) -> tuple[torch.Tensor | None, str]:
+        assert self.classes is not None
+        if y.numel() != 1 or y.dim() > 1:
+            return None, f"has a label of shape {list(y.shape)}, not one class number"
+        y = y.reshape(())
+        if y.is_floating_point() and not bool(y == y.round()):
+            return None, f"has label {float(y):g}: class labels must be whole numbers"
+        if not 0 <= float(y) < self.classes:
+            return None, (f"has label {float(y):g}, not a class 0 to {self.classes - 1} "
+                          f"(classes={self.classes})")
+        return y.to(torch.int64), ""
+
+
+def _item_tensor(v: Any, what: str) -> tuple[torch.Tensor | None, str]:
+    """An item's x or y as a tensor (None and why, for one that is not finite numbers)."""
+    if isinstance(v, torch.Tensor):
+        t = v.detach()
+        if t.is_complex():
+            return None, f"has {what} of {t.dtype}, not real numbers"
+    else:
+        try:
+            arr = np.asarray(v)
+        except (TypeError, ValueError):
+            return None, f"has {what} of type {type(v).__name__}, not numbers"
+        if arr.dtype.kind not in "biuf":
+            return None, f"has {what} of type {type(v).__name__} ({arr.dtype}), not numbers"
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    if t.is_floating_point():
+        bad = ~(t.abs() <= FLOAT32_MAX)  # also nan
+        if bool(bad.any()):
+            where = [int(i) for i in np.unravel_index(int(bad.reshape(-1).int().argmax()),
+                                                      tuple(t.shape))]
+            v = float(t[tuple(where)])
+            return None, (f"has {what} {v:g} at index {where}: values must be finite numbers "
+                          "within float32")
+    return t, ""
+
+
+def _checked(batch: tuple[torch.Tensor, torch.Tensor] | _BadItem, split: str,
+             rows: list[int], prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch, or the DataError of its bad item, named by its index in ``split``."""
+    if isinstance(batch, _BadItem):
+        raise DataError(f"{prefix}: {split} item {rows[batch.pos]} {batch.message}",
+                        hint="items must be (x, y) pairs like the first training item")
+    return batch
+
+
+def _from_datasets(cls: type[Dataset], sets: dict[str, Any], task: str | None,
+                   classes: int | None, name: str, num_workers: int) -> Dataset:
+    where = _FROM_DATASETS
+    _check_arguments(where, name, task, classes)
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise DataError(f"{where}: num_workers must be an integer >= 0, got {num_workers!r}")
+    for s, d in sets.items():
+        if d is None and s != "test":
+            raise DataError(f"{where}: {s} must be a torch.utils.data.Dataset, got None")
+        if d is None:
+            continue
+        if isinstance(d, torch.utils.data.IterableDataset):
+            raise DataError(f"{where}: {s} is an IterableDataset; a map-style dataset (with "
+                            "__getitem__ and __len__) is needed",
+                            hint="the trainer shuffles the examples by index every epoch")
+        if isinstance(d, Dataset):
+            raise DataError(f"{where}: {s} is an autoarch Dataset, not a torch.utils.data."
+                            "Dataset", hint="pass it to the trainer as it is")
+        if not (hasattr(d, "__getitem__") and hasattr(d, "__len__")):
+            raise DataError(f"{where}: {s} is a {type(d).__name__}, not a map-style dataset "
+                            "(with __getitem__ and __len__)")
+        if len(d) == 0:
+            raise DataError(f"{where}: {s} is empty",
+                            hint="leave out test for no test split" if s == "test" else
+                            "every split needs examples")
+    first = sets["train"][0]
+    if not isinstance(first, tuple | list) or len(first) != 2:
+        raise DataError(f"{where}: the first item of train is a {type(first).__name__}, not "
+                        "an (x, y) pair", hint="items must be (input, label) pairs, as "
+                                               "TensorDataset(x, y) gives")
+    x, why = _item_tensor(first[0], "x")
+    y, why_y = _item_tensor(first[1], "y")
+    if x is None or y is None:
+        raise DataError(f"{where}: the first item of train {why or why_y}")
+    integer = not y.is_floating_point()
+    kind = ("a boolean" if y.dtype == torch.bool else "an integer" if integer else "a float")
+    reason = (f"task='{task}' was given to {where}" if task is not None else
+              f"the first training item's label is {kind} ({y.dtype}), so "
+              + ("it is read as a class" if integer else "it is read as a regression target"))
+    task = task or ("classification" if integer else "regression")
+    if task == "classification":
+        if classes is None:
+            raise DataError(f"{where}: the first training item's label is {kind}, so the task "
+                            "is classification, and classes= must be given: counting the "
+                            "classes would read every item of the data set (a full pass)",
+                            hint="like Dataset.from_datasets(train, val, classes=10); or "
+                                 "task='regression' for integer targets")
+        target_shape = None
+    else:
+        if y.numel() == 0:
+            raise DataError(f"{where}: the first training item's target is empty")
+        target_shape = (y.numel(),)
+    items = _ItemFormat(tuple(x.shape), target_shape, int(classes) if classes is not None
+                        else None)
+    for s, d in sets.items():  # every split's first item, checked as a batch is
+        if d is not None:
+            _checked(items([d[0]]), s, [0], where)
+    data = cls(name, task, None, None, None, None, None, None, items.classes, reason)
+    data._sets = {s: d for s, d in sets.items() if d is not None}
+    data._items = items
+    data.num_workers = num_workers
+    return data
+
+
+def _dataset_fingerprint(data: Dataset) -> str:
+    obj: dict[str, Any] = {"data": "tensors" if data.in_memory else "datasets",
+                           "task": data.task, "n_classes": data.n_classes}
+    if data._sets is None:
+        for key, t in data._tensors.items():
+            obj[key] = None if t is None else {"dtype": str(t.dtype), "shape": list(t.shape),
+                                               "sha256": _tensor_sha256(t)}
+    else:
+        obj["input_shape"] = list(data.input_shape)
+        obj["output_shape"] = list(data.output_shape)
+        for s in SPLITS:
+            d = data._sets.get(s)
+            if d is None:
+                obj[s] = None
+                continue
+            n, k = len(d), FINGERPRINT_ITEMS
+            rows = list(range(n)) if n <= k else [i * (n - 1) // (k - 1) for i in range(k)]
+            x, y = data.take(s, rows)
+            obj[s] = {"class": f"{type(d).__module__}.{type(d).__qualname__}", "length": n,
+                      "items": rows, "x_sha256": _tensor_sha256(x),
+                      "y_sha256": _tensor_sha256(y)}
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _tensor_sha256(t: torch.Tensor) -> str:
+    """The sha256 of a tensor's bytes (row-major), for any dtype."""
+    flat = t.detach().cpu().contiguous().reshape(-1)
+    return hashlib.sha256(flat.view(torch.uint8).numpy()).hexdigest()
 
 
 # ---- splitting ---------------------------------------------------------------------

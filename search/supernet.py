@@ -131,6 +131,7 @@ def train_supernet(net: Supernet, data: Dataset | None = None, *, epochs: int = 
         cfg["seed"] = seed
     seed = int(cfg["seed"])
     data = data if data is not None else spec_data(spec, cfg)
+    data.require_in_memory("one-shot search")  # path samplers index the rows directly
     classify = data.task == "classification"
     loss_fn = trainer.loss_function(cfg["loss"], data)
     batch = int(cfg["batch"])
@@ -321,6 +322,7 @@ def score_candidate(net: Supernet, choices: Mapping[str, Any], data: Dataset | N
     spec = net.spec
     cfg = dict(config) if config is not None else supernet_config(spec)
     data = data if data is not None else spec_data(spec, cfg)
+    data.require_in_memory("one-shot search")
     classify = data.task == "classification"
     loss_fn = trainer.loss_function(cfg["loss"], data)
     val_loss, val_acc = _score(net, choices, data, loss_fn, classify, batch=int(cfg["batch"]),

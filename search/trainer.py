@@ -13,7 +13,11 @@ a search objective may name. What it does, in order:
    before every step by the schedule, the MoE load-balancing losses added, and
    the gradient norm clipped when ``grad_clip`` is set;
 4. evaluates on the validation split after every epoch, calls ``on_epoch``, and
-   at the end scores the test split too.
+   at the end scores the test split too (when the data set has one).
+
+Data in memory is indexed directly; a data set read from torch datasets
+(:meth:`Dataset.from_datasets`) is batched by a ``DataLoader`` in exactly the
+same batches, so both give the same numbers.
 
 A loss that is not finite stops training with :class:`TrainingFailed`.
 Runs are deterministic on CPU: the same model, data, settings and seed give
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +104,8 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
 
     Args:
         model: the candidate; trained in place.
-        data: train, validation and test splits.
+        data: train, validation and (optionally) test splits, in memory or read
+            from torch datasets.
         config: `train` settings as :meth:`Spec.train_config` gives them (missing
             keys take their defaults; ``data`` and ``val_split`` are not used here).
         epochs: overrides ``config["epochs"]``.
@@ -114,9 +119,12 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
         The epochs and metrics: ``train_loss``, ``val_loss``, ``test_loss``,
         ``train_time`` (seconds), ``latency`` (seconds per validation example), and
         for classification ``train_accuracy``, ``val_accuracy``, ``test_accuracy``.
+        Without a test split there are no ``test_loss`` and ``test_accuracy``.
 
     Raises:
         SpecError: settings that do not fit the data or the model.
+        DataError: an item of torch datasets that does not fit the first training
+            item (a subclass of SpecError).
         TrainingFailed: a loss became nan or inf.
         DeadlineReached: ``deadline`` passed.
     """
@@ -134,16 +142,20 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
 
     torch.manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
+    # a DataLoader draws its workers' seed from this, not from torch's global generator
+    # (which would shift dropout's draws away from those of the same data in memory)
+    workers = torch.Generator().manual_seed(seed)
     model.to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    if data.in_memory:  # moved once; torch datasets are read batch by batch
+        x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+        x_val, y_val = data.x_val.to(device), data.y_val.to(device)
     check_shapes(model, data, device)
 
     optimizer, base_lrs = make_optimizer(model, cfg["optimizer"])
     nominal = lr = base_lr(cfg["optimizer"])
     aux_modules = [m for m in model.modules() if isinstance(getattr(m, "aux_loss", None),
                                                             torch.Tensor)]
-    n = len(x_train)
+    n = data.size("train")
     steps = steps_per_epoch(n, batch)
     total = steps * n_epochs
     history: list[EpochResult] = []
@@ -154,20 +166,29 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
     for epoch in range(1, n_epochs + 1):
         start = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=shuffle).to(device)
+        perm = torch.randperm(n, generator=shuffle)
+        if data.in_memory:
+            perm = perm.to(device)
+            batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = (
+                (x_train[idx], y_train[idx])
+                for idx in (perm[step * batch:(step + 1) * batch] for step in range(steps)))
+        else:  # the same rows, read by a DataLoader
+            batches = data.batches(
+                "train", [perm[step * batch:(step + 1) * batch].tolist() for step in range(steps)],
+                generator=workers)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
         for step in range(steps):
             if deadline is not None and time.time() > deadline:
                 raise DeadlineReached(f"stopped at epoch {epoch}, step {step + 1}")
-            idx = perm[step * batch:(step + 1) * batch]
             factor = cosine_factor(step + (epoch - 1) * steps, total) if cosine else 1.0
             if optimizer is not None:
                 for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor
             lr = nominal * factor
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = next(batches)
+            xb, yb = xb.to(device), yb.to(device)
             out = model(xb)
             loss = loss_fn(out, yb)
             objective = loss
@@ -183,8 +204,8 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
                 if clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), float(clip))
                 optimizer.step()
-            loss_sum += loss.detach().double() * len(idx)
-            seen += len(idx)
+            loss_sum += loss.detach().double() * len(xb)
+            seen += len(xb)
             if classify:
                 correct += (out.detach().argmax(-1) == yb).sum()
         train_loss = float(loss_sum) / seen
@@ -192,7 +213,8 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
         if deadline is not None and time.time() > deadline:
             raise DeadlineReached(f"stopped after the steps of epoch {epoch}")
         eval_start = time.perf_counter()
-        val = evaluate(model, x_val, y_val, loss_fn, classify)
+        val = (evaluate(model, x_val, y_val, loss_fn, classify) if data.in_memory else
+               evaluate_split(model, data, "val", loss_fn, classify, device, generator=workers))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         end = time.perf_counter()
@@ -206,13 +228,18 @@ def train(model: nn.Module, data: Dataset, config: dict[str, Any], *,
             on_epoch(result)
 
     model.eval()
-    test = evaluate(model, data.x_test.to(device), data.y_test.to(device), loss_fn, classify)
     last = history[-1]
-    metrics = {"train_loss": last.train_loss, "val_loss": val[0], "test_loss": test[0],
-               "train_time": train_time, "latency": last_eval_s / max(len(x_val), 1)}
+    metrics = {"train_loss": last.train_loss, "val_loss": val[0],
+               "train_time": train_time, "latency": last_eval_s / max(data.size("val"), 1)}
     if classify:
         metrics.update(train_accuracy=float(last.train_accuracy or 0.0),
-                       val_accuracy=float(val[1] or 0.0), test_accuracy=float(test[1] or 0.0))
+                       val_accuracy=float(val[1] or 0.0))
+    if data.has_test:  # a data set of your own may have none: then no test metrics
+        test = evaluate_split(model, data, "test", loss_fn, classify, device,
+                              generator=workers)
+        metrics["test_loss"] = test[0]
+        if classify:
+            metrics["test_accuracy"] = float(test[1] or 0.0)
     return TrainResult(history, metrics, model)
 
 
@@ -220,15 +247,41 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
              classify: bool) -> tuple[float, float | None]:
     """Mean loss and accuracy (None for regression) of ``model`` on ``x, y``, in eval mode."""
-    model.eval()
     n = len(x)
+    chunks = ((x[lo:lo + EVAL_BATCH], y[lo:lo + EVAL_BATCH]) for lo in range(0, n, EVAL_BATCH))
+    return _mean_scores(model, chunks, n, x.device, loss_fn, classify)
+
+
+def evaluate_split(model: nn.Module, data: Dataset, split: str,
+                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                   classify: bool, device: torch.device | str = "cpu", *,
+                   generator: torch.Generator | None = None) -> tuple[float, float | None]:
+    """:func:`evaluate` on a split (``"val"`` or ``"test"``) of either kind of data set.
+
+    Torch datasets are read by a DataLoader in the same chunks of :data:`EVAL_BATCH`
+    examples as tensors are, so both give the same numbers.
+    """
+    if data.in_memory:
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        return evaluate(model, x.to(device), y.to(device), loss_fn, classify)
+    n = data.size(split)
+    chunks = [list(range(lo, min(lo + EVAL_BATCH, n))) for lo in range(0, n, EVAL_BATCH)]
+    return _mean_scores(model, data.batches(split, chunks, generator=generator), n,
+                        torch.device(device), loss_fn, classify)
+
+
+def _mean_scores(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                 n: int, device: torch.device,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 classify: bool) -> tuple[float, float | None]:
+    model.eval()
     if n == 0:
         return math.nan, None
-    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     with torch.no_grad():
-        for lo in range(0, n, EVAL_BATCH):
-            xb, yb = x[lo:lo + EVAL_BATCH], y[lo:lo + EVAL_BATCH]
+        for xb, yb in batches:
+            xb, yb = xb.to(device), yb.to(device)
             out = model(xb)
             loss_sum += loss_fn(out, yb).double() * len(xb)
             if classify:
@@ -251,7 +304,9 @@ def check_shapes(model: nn.Module, data: Dataset, device: torch.device | str = "
     model.eval()
     try:
         with torch.no_grad():
-            out = model(data.x_train[:2].to(device))
+            first = (data.x_train[:2] if data.in_memory else
+                     data.take("train", range(min(2, data.size("train"))))[0])
+            out = model(first.to(device))
     except (RuntimeError, ValueError, IndexError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SpecError(f"the model cannot take the inputs of data set {data.name}, "
