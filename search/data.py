@@ -1,4 +1,5 @@
-"""Data sets of the `train` block: bundled tasks, `synthetic(...)`, `csv(...)` and `npz(...)`.
+"""Data sets of the `train` block: bundled tasks, `synthetic(...)`, `csv(...)` and `npz(...)`;
+and your own data, :meth:`Dataset.from_tensors` and :meth:`Dataset.from_datasets`.
 
 :func:`load_data` turns the spec's ``data`` value into a :class:`Dataset` of
 float32 inputs and targets already split into train, validation and test.
