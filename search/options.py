@@ -199,6 +199,11 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, objective: A
         if given.get("trials") is not None:
             raise CommandError("--trials does not apply to a one-shot search: its trials are "
                                "the best candidates retrained", hint="use --retrain N")
+        data = overrides.data
+        if _is_dataset(data) and not data.in_memory:
+            raise CommandError("a one-shot search trains its supernet on data in memory; "
+                               f"{data} reads torch datasets",
+                               hint="give autoarch.Dataset.from_tensors(...) instead")
         _check_oneshot(spec, opts)
     if opts.pruner != "none":
         from .strategies._common import single_objective

@@ -414,3 +414,45 @@ def test_on_ray_a_picklable_objective_trains_in_the_workers_on_own_data(tmp_path
                         (r["id"],))
             assert [e["epoch"] for e in eps] == [1, 2]
             assert [json.loads(e["metrics"])["pid"] for e in eps] == [metrics["pid"]] * 2
+
+
+def _arrays(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(150, 64, generator=g)
+    y = (x[:, :10].argmax(-1))
+    return x[:90], y[:90], x[90:120], y[90:120], x[120:], y[120:]
+
+
+def test_the_built_in_trainer_on_own_tensors_equals_the_same_arrays_from_npz(tmp_path):
+    import numpy as np
+
+    spec = small(tmp_path, trials=3)
+    parts = _arrays()
+    path = tmp_path / "d.npz"
+    np.savez(path, **{k: a.numpy() for k, a in zip(
+        ("x", "y", "x_val", "y_val", "x_test", "y_test"), parts, strict=True)})
+    a = autoarch.search(spec, data=autoarch.Dataset.from_tensors(*parts), db=tmp_path / "a.db",
+                        seed=0)
+    b = autoarch.search(spec, data=f'npz("{path}")', db=tmp_path / "b.db", seed=0)
+    ra, rb = rows(tmp_path / "a.db"), rows(tmp_path / "b.db")
+    assert [r["choices"] for r in ra] == [r["choices"] for r in rb]
+    for x, y in zip(ra, rb, strict=True):
+        ma, mb = json.loads(x["metrics"]), json.loads(y["metrics"])
+        for k in ("val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_loss"):
+            assert ma[k] == mb[k], k
+    assert a.counted == b.counted == 3
+
+
+def test_a_resume_on_changed_tensors_is_refused_and_on_the_same_ones_goes_on(tmp_path):
+    spec = small(tmp_path, trials=1)
+    db = tmp_path / "r.db"
+    parts = _arrays()
+    autoarch.search(spec, data=autoarch.Dataset.from_tensors(*parts), db=db, name="r")
+    changed = [p.clone() for p in parts]
+    changed[0][3, 5] += 1.0
+    with pytest.raises(SearchError, match="changed since run 'r' started"):
+        autoarch.search(spec, data=autoarch.Dataset.from_tensors(*changed), db=db, name="r",
+                        trials=2)
+    again = autoarch.search(spec, data=autoarch.Dataset.from_tensors(
+        *[p.clone() for p in parts]), db=db, name="r", trials=2)
+    assert again.counted == 2
