@@ -15,6 +15,9 @@ from ._version import __version__ as __version__
 from .compiler.deciders import FirstDecider, FixedDecider, OptunaDecider, RandomDecider
 from .compiler.decisions import Condition, Decision
 from .compiler.graph import Graph
+from .compiler.ops.registry import OpError
+from .compiler.ops.user import Shape, op
+from .compiler.plugins import load_plugins
 from .compiler.space import Space
 from .compiler.spec import Spec, load, loads
 from .dsl.errors import (
@@ -97,7 +100,7 @@ def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
 
 __all__ = [
     "AssignmentError", "CandidateError", "CommandError", "Condition", "Dataset", "Decision",
-    "FirstDecider", "Trial", "TrialPruned",
+    "FirstDecider", "Trial", "TrialPruned", "OpError", "Shape", "load_plugins", "op",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
     "SpecTypeError", "SpecValueError", "SpecWarning", "compile", "load", "load_model", "loads", "save_model", "search", "supernet",

@@ -157,7 +157,8 @@ def op_template(spec: OpSpec, values: dict[str, Any], spans: dict[str, Span],
         flops = spec.flops(call)
     except OpError as err:
         where = spans.get(err.arg, span) if err.arg else span
-        cls = ShapeError if err.kind == "shape" else SpecValueError
+        # "error": a rule that failed (a user op's bug), not a verdict on the candidate
+        cls = {"shape": ShapeError, "value": SpecValueError}.get(err.kind, SpecError)
         raise cls(err.message, where, hint=err.hint) from None
     for d in shape:
         if d < 1:
@@ -168,7 +169,7 @@ def op_template(spec: OpSpec, values: dict[str, Any], spans: dict[str, Span],
     attrs = {k: v for k, v in args.items() if type(values[k]) is not Tensor}
     return Template(
         spec.name, attrs, tuple(shape), tuple(in_shapes), n_params,
-        0 if attrs.get("frozen", False) else n_params, flops,
+        0 if attrs.get("frozen", False) and spec.takes_common("frozen") else n_params, flops,
         spec.sparse_weights(call) if spec.parametric else 0)
 
 

@@ -25,6 +25,7 @@ from .deciders import Decider, FixedDecider
 from .deciding import elaborate, evaluate_expr
 from .elaborate import Elaboration
 from .graph import Graph
+from .plugins import load_entry_points
 from .settings import CONSTRAINT_NAMES, check_setting, defaults
 from .size_limits import check_limits
 from .space import Space
@@ -173,7 +174,11 @@ def _text(source: str, c: ast.Constraint) -> str:
 
 
 def loads(text: str, filename: str = "<spec>") -> Spec:
-    """Parse and check spec text. Raises :class:`SpecError` on any mistake."""
+    """Parse and check spec text. Raises :class:`SpecError` on any mistake.
+
+    The first call loads the installed plugins' ops (``compiler/plugins.py``).
+    """
+    load_entry_points()
     spec = Spec(analyze(parse(text, filename)))
     try:
         check_limits(spec.program)

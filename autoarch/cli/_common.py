@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from autoarch.compiler.graph import Graph
+from autoarch.compiler.plugins import load_plugins
 from autoarch.compiler.spec import Spec, load, to_jsonable
 from autoarch.dsl import bidi_controls
 from autoarch.dsl.errors import CandidateError, CommandError, SpecError, SpecWarning
@@ -46,6 +48,20 @@ class Command(_FlagsShowNoValue, TyperCommand):
 
 class Group(_FlagsShowNoValue, TyperGroup):
     """The click group class of the ``autoarch`` app: ``typer.Typer(cls=Group)``."""
+
+
+def _load_plugin_option(value: list[str] | None) -> list[str] | None:
+    if value:
+        load_plugins(*value)
+    return value
+
+
+#: ``--plugin MODULE`` (repeatable), on every command that reads a spec or lists ops:
+#: the modules are imported while the command line is read, before the spec is loaded
+PLUGIN_OPTION: Any = typer.Option(
+    None, "--plugin", metavar="MODULE", callback=_load_plugin_option,
+    help="import a module (my_ops) or .py file that registers ops with autoarch.op "
+         "(repeatable)")
 
 
 def load_spec(path: str) -> Spec:

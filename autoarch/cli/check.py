@@ -7,7 +7,7 @@ import typer
 from autoarch.compiler.deciders import FirstDecider
 from autoarch.dsl.errors import CandidateError, RequireError
 
-from ._common import MAX_SAMPLES, load_spec, try_build
+from ._common import MAX_SAMPLES, PLUGIN_OPTION, load_spec, try_build
 from ._console import err, out
 
 #: spaces this small are built in full
@@ -21,6 +21,7 @@ def check(
     seed: int = typer.Option(0, "--seed", help="seed of the random candidates"),
     allow_invalid: bool = typer.Option(
         False, "--allow-invalid", help="only report candidates with shape errors"),
+    plugin: list[str] | None = PLUGIN_OPTION,
 ) -> None:
     """Check a spec: syntax, names, types, and candidates built from its space."""
     spec = load_spec(file)

@@ -7,7 +7,7 @@ import typer
 from autoarch.compiler.spec import to_jsonable
 from autoarch.dsl.errors import CommandError
 
-from ._common import check_output_path, human, load_spec, write_output
+from ._common import PLUGIN_OPTION, check_output_path, human, load_spec, write_output
 from ._console import out
 
 
@@ -20,6 +20,7 @@ def compile_(
     seed: int | None = typer.Option(None, "--seed", help="seed of the initial weights"),
     print_code: bool = typer.Option(False, "--print-code", help="print the generated forward"),
     output: str | None = typer.Option(None, "--output", "-o", help="save the model here"),
+    plugin: list[str] | None = PLUGIN_OPTION,
 ) -> None:
     """Compile one candidate to a torch.fx module: --choice NAME=VALUE for each decision."""
     import autoarch

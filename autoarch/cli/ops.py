@@ -1,4 +1,5 @@
-"""`autoarch ops [NAME]`: the ops and blocks a spec may call, from the registry."""
+"""`autoarch ops [NAME]`: the ops and blocks a spec may call, from the registry (the
+built-ins, then the ops of plugins with the module each comes from)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from autoarch.compiler.ops import REQUIRED, ArgSpec, OpSpec, get, public_names
+from autoarch.compiler.ops import REQUIRED, ArgSpec, OpSpec, get, public_names, user
+from autoarch.compiler.plugins import load_entry_points
 from autoarch.dsl.errors import CommandError, suggest
 
-from ._common import print_json
+from ._common import PLUGIN_OPTION, print_json
 from ._console import out
 
 
@@ -47,9 +49,15 @@ def _arg_json(a: ArgSpec) -> dict[str, Any]:
             "symbols": list(a.symbols), "doc": a.doc}
 
 
+def _where(op: OpSpec) -> str | None:
+    """Where a user op comes from (its module, and a plugin file's path); None: built in."""
+    return user.definition(op.name).where if op.plugin is not None else None
+
+
 def _op_json(op: OpSpec) -> dict[str, Any]:
     return {"name": op.name, "signature": signature(op), "doc": op.doc,
-            "parametric": op.parametric, "args": [_arg_json(a) for a in op.args]}
+            "parametric": op.parametric, "args": [_arg_json(a) for a in op.args],
+            "plugin": _where(op)}
 
 
 def _public_op(name: str) -> OpSpec:
@@ -63,8 +71,10 @@ def _public_op(name: str) -> OpSpec:
 def ops(
     name: str | None = typer.Argument(None, help="show one op in detail"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    plugin: list[str] | None = PLUGIN_OPTION,
 ) -> None:
     """List the ops and blocks a spec can call, or show one with its arguments."""
+    load_entry_points()
     if name is not None:
         op = _public_op(name)
         if as_json:
@@ -73,6 +83,8 @@ def ops(
         out.print(signature(op), markup=False, highlight=False)
         if op.doc:
             out.print(f"  {op.doc}", markup=False)
+        if op.plugin is not None:
+            out.print(f"  from {_where(op)}", markup=False, highlight=False)
         table = Table(show_header=True, box=None, pad_edge=False)
         for col in ("argument", "type", "default", "values / notes"):
             table.add_column(col, overflow="fold")
@@ -86,10 +98,14 @@ def ops(
     if as_json:
         print_json({"ops": [_op_json(op) for op in specs]})
         return
+    theirs = [op for op in specs if op.plugin is not None]
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("op", no_wrap=True)
     table.add_column("signature", overflow="fold")
     table.add_column("doc", overflow="fold")
-    for op in specs:
-        table.add_row(op.name, Text(signature(op)), Text(op.doc))
+    if theirs:
+        table.add_column("from", overflow="fold")
+    for op in [op for op in specs if op.plugin is None] + theirs:
+        row = [op.name, Text(signature(op)), Text(op.doc)]
+        table.add_row(*row, *([Text(_where(op) or "built in")] if theirs else []))
     out.print(table)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from ._common import MAX_SAMPLES, candidate_json, human, load_spec, print_json, try_build
+from ._common import (
+    MAX_SAMPLES,
+    PLUGIN_OPTION,
+    candidate_json,
+    human,
+    load_spec,
+    print_json,
+    try_build,
+)
 from ._console import out
 
 
@@ -13,6 +21,7 @@ def sample(
     n: int = typer.Option(5, "-n", min=0, max=MAX_SAMPLES, help="how many candidates"),
     seed: int = typer.Option(0, "--seed", help="seed of the first; the rest follow"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    plugin: list[str] | None = PLUGIN_OPTION,
 ) -> None:
     """Sample random candidates and print their choices, params, FLOPs and hash."""
     spec = load_spec(file)

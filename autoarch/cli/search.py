@@ -16,7 +16,7 @@ from rich.progress import (
 )
 
 from ..search.strategies import MODULES
-from ._common import load_spec
+from ._common import PLUGIN_OPTION, load_spec
 from ._console import out
 from ._runs import best_table, fmt_objective, short_choices
 
@@ -104,6 +104,7 @@ def search_(
                                        help="oneshot: best candidates trained alone"),
     then: str | None = typer.Option(None, "--then",
                                     help="oneshot: the strategy that proposes what to score"),
+    plugin: list[str] | None = PLUGIN_OPTION,
 ) -> None:
     """Search the spec's space: train candidates and record every trial in --db."""
     import autoarch

@@ -10,7 +10,14 @@ from rich.table import Table
 from autoarch.compiler.graph import Graph
 from autoarch.dsl.errors import RequireError
 
-from ._common import MAX_SAMPLES, human, load_spec, print_json, try_build
+from ._common import (
+    MAX_SAMPLES,
+    PLUGIN_OPTION,
+    human,
+    load_spec,
+    print_json,
+    try_build,
+)
 from ._console import out
 
 
@@ -20,6 +27,7 @@ def show(
     samples: int = typer.Option(32, "--samples", "-n", min=0, max=MAX_SAMPLES,
                                 help="candidates sampled for costs"),
     seed: int = typer.Option(0, "--seed"),
+    plugin: list[str] | None = PLUGIN_OPTION,
 ) -> None:
     """Show a spec's search space: decisions, domains, conditions, counts and costs."""
     spec = load_spec(file)

@@ -97,7 +97,13 @@ def slot_keys(graph: Graph) -> list[SlotKey | None]:
         sliced = SLICED.get(op, ())
         attrs = tuple(sorted((a, (v is None) if a in sliced else _hashable(v))
                              for a, v in nd["attrs"].items()))
-        out.append(site + (k, attrs, tuple(len(s) for s in nd["in_shapes"])))
+        if ops.lookup(op).plugin is not None:
+            # a user op shares no sliced weights: one module per set of arguments and
+            # shapes (each alternative its own), so its key holds the shapes in full
+            shapes: tuple[Any, ...] = (tuple(map(tuple, nd["in_shapes"])), tuple(nd["shape"]))
+        else:
+            shapes = tuple(len(s) for s in nd["in_shapes"])
+        out.append(site + (k, attrs, shapes))
     return out
 
 

@@ -33,9 +33,10 @@ REQUIRED: Any = _Required()
 class OpError(Exception):
     """Raised by a rule; the elaborator turns it into a located SpecError.
 
-    ``kind`` is ``"shape"`` (the candidate is invalid: a ShapeError) or ``"value"``
-    (the argument is wrong whatever the candidate: a SpecValueError). ``arg`` names
-    the argument to point the caret at, if any.
+    ``kind`` is ``"shape"`` (the candidate is invalid: a ShapeError), ``"value"``
+    (the argument is wrong whatever the candidate: a SpecValueError) or ``"error"``
+    (the rule itself failed, as a user op's rule with a bug does: a plain SpecError).
+    ``arg`` names the argument to point the caret at, if any.
     """
 
     def __init__(self, message: str, *, arg: str | None = None, kind: str = "shape",
@@ -94,14 +95,28 @@ class OpSpec:
     internal: bool = False
     doc: str = ""
     lower: Callable[..., Any] | None = None
+    #: the module that registered a user op (``autoarch.op``); None for a built-in
+    plugin: str | None = None
+    #: the common arguments a parametric op takes (None: all of ``PARAMETRIC_ARGS``); a
+    #: user op takes those its own signature does not claim, and no ``bias``
+    common_args: tuple[ArgSpec, ...] | None = None
     by_name: dict[str, ArgSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.parametric:
-            self.args = self.args + PARAMETRIC_ARGS
+            common = PARAMETRIC_ARGS if self.common_args is None else self.common_args
+            self.args = self.args + common
         self.by_name = {a.name: a for a in self.args}
         if len(self.by_name) != len(self.args):
             raise ValueError(f"op {self.name!r} declares an argument twice")
+
+    def takes_common(self, name: str) -> bool:
+        """Whether the op takes the common argument ``name`` (``frozen``, ...) with its
+        common meaning: a user op whose own signature has that name gives it its own."""
+        if not self.parametric:
+            return False
+        common = PARAMETRIC_ARGS if self.common_args is None else self.common_args
+        return any(a.name == name for a in common)
 
 
 # ---- common attributes of every parametric op -----------------------------
@@ -134,6 +149,14 @@ def register(spec: OpSpec) -> OpSpec:
         raise ValueError(f"op {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a user op (``autoarch.op``) from the registry; built-ins stay."""
+    spec = _REGISTRY.get(name)
+    if spec is None or spec.plugin is None:
+        raise ValueError(f"op {name!r} is not a registered user op")
+    del _REGISTRY[name]
 
 
 def get(name: str) -> OpSpec | None:
