@@ -171,11 +171,6 @@ class UserObjective:
     """An objective function and the objectives it must measure; picklable when ``fn`` is."""
 
     def __init__(self, fn: Callable[..., Any], objectives: list[Any]):
-        if not callable(fn):
-            from .options import SearchError
-
-            raise SearchError(f"objective must be a function fn(model, trial), got "
-                              f"{type(fn).__name__}")
         self.fn = fn
         #: the objectives' metrics that training measures (the others are costs)
         self.measured = [o.metric for o in objectives if o.metric not in COST_METRICS]

@@ -189,6 +189,9 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, objective: A
     if objective is not None:
         from .objective import UserObjective
 
+        if not callable(objective):
+            raise CommandError(f"objective must be a function fn(model, trial), got "
+                               f"{type(objective).__name__}")
         opts.objective = UserObjective(objective, opts.objectives)
     if opts.strategy == "oneshot":
         blk = spec.program.search

@@ -84,9 +84,11 @@ def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
         objective = UserObjective(objective, objectives_of(spec.search_config()["objective"]))
     base_dir = Path(spec.filename).parent.resolve() if spec.filename else Path(".").resolve()
     files = shipped_files(spec, overrides, base_dir)
+    from ..compiler.ops.user import user_ops
+
     return tune.with_parameters(_run_trial, source=spec.source, filename=spec.filename or "",
                                 overrides=overrides, base_dir=str(base_dir), files=files,
-                                deadline=deadline, objective=objective)
+                                deadline=deadline, objective=objective, ops=user_ops())
 
 
 def shipped_files(spec: Spec, overrides: Overrides, base_dir: Path) -> dict[str, bytes]:
@@ -121,8 +123,9 @@ _SPECS: dict[tuple[str, str], Spec] = {}
 
 def _run_trial(config: Mapping[str, Any], *, source: str, filename: str, overrides: Overrides,
                base_dir: str, files: Mapping[str, bytes], deadline: float | None,
-               objective: Any = None) -> None:
-    """One trial, in a Ray worker: build, train, report every epoch, checkpoint."""
+               objective: Any = None, ops: Any = ()) -> None:
+    """One trial, in a Ray worker: build, train, report every epoch, checkpoint. ``ops``:
+    the user ops registered in the driver, registered here before the spec is read."""
     import optuna
 
     from ..compiler.spec import loads
@@ -132,6 +135,10 @@ def _run_trial(config: Mapping[str, Any], *, source: str, filename: str, overrid
     from .trainer import DeadlineReached
 
     started, waited = time.perf_counter(), [0.0]
+    if ops:
+        from ..compiler.ops.user import ensure_registered
+
+        ensure_registered(list(ops))
     spec = _SPECS.get((source, filename))
     if spec is None:
         spec = _SPECS[(source, filename)] = loads(source, filename or "<spec>")

@@ -58,7 +58,7 @@ def fit(model: torch.nn.Module, trial: autoarch.Trial) -> dict[str, float]:
             val_loss = float(F.cross_entropy(logits, data.y_val.to(trial.device)))
             acc = float((logits.argmax(-1) == data.y_val.to(trial.device)).float().mean())
         # recorded in the history; raises autoarch.TrialPruned when the pruner stops it
-        trial.report(epoch, val_accuracy=acc, val_loss=val_loss, train_loss=float(loss))
+        trial.report(epoch, val_accuracy=acc, val_loss=val_loss, train_loss=float(loss.detach()))
     with torch.no_grad():
         test_acc = float((model(data.x_test).argmax(-1) == data.y_test).float().mean())
     return {"val_accuracy": acc, "val_loss": val_loss, "test_accuracy": test_acc}
