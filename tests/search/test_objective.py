@@ -456,3 +456,47 @@ def test_a_resume_on_changed_tensors_is_refused_and_on_the_same_ones_goes_on(tmp
     again = autoarch.search(spec, data=autoarch.Dataset.from_tensors(
         *[p.clone() for p in parts]), db=db, name="r", trials=2)
     assert again.counted == 2
+
+
+OPS = '''
+from typing import Literal
+import torch
+from torch import nn
+import autoarch
+
+@autoarch.op(shape=lambda x, out, **_: (*x[:-1], out))
+class ScaledLinear(nn.Module):
+    def __init__(self, x: autoarch.Shape, out: int, scale: Literal["one", "half"] = "one"):
+        super().__init__()
+        self.fc = nn.Linear(x[-1], out)
+        self.k = 1.0 if scale == "one" else 0.5
+    def forward(self, x):
+        return self.fc(x) * self.k
+'''
+
+
+def test_on_ray_a_user_op_from_a_plugin_file_builds_and_trains_in_the_workers(tmp_path,
+                                                                               ray_session):
+    plugin = tmp_path / "scaled_ops.py"
+    plugin.write_text(OPS)
+    autoarch.load_plugins(str(plugin))
+    try:
+        spec = spec_of(tmp_path, """
+            model m(x: [64]) -> [10] {
+              h = act(scaled_linear(x, choice(8, 16), scale = choice(one, half)), relu)
+              return linear(h, 10)
+            }
+            train { data = digits  epochs = 1 }
+            search { strategy = random  trials = 3 }
+        """)
+        db = tmp_path / "r.db"
+        result = autoarch.search(spec, backend="ray", workers=2, db=db, seed=1)
+        assert result.counted == 3
+        for r in rows(db):
+            assert r["state"] == "complete", r["error"]
+            w = width(json.loads(r["choices"]))
+            assert r["params"] == 64 * w + w + 10 * w + 10  # two linears
+    finally:
+        from autoarch.compiler.ops.registry import unregister
+
+        unregister("scaled_linear")
