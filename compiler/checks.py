@@ -203,8 +203,9 @@ class _Checker(ast.Visitor):
     def visit_Call(self, c: ast.Call) -> None:
         f = c.func
         if f not in self.known_calls:
-            raise SpecNameError(f"unknown op '{f}'", c.func_span,
-                                hint=suggest(f, self.known_calls) or "see `autoarch ops`")
+            raise SpecNameError(f"unknown op '{f}'", c.func_span, hint=suggest(
+                f, self.known_calls) or "see `autoarch ops`; an op of your own loads with "
+                "--plugin MODULE (autoarch.load_plugins in Python)")
         labels = [a for a in c.args if a.kind == "label"]
         if labels and f != "choice":
             raise SpecTypeError("labelled arguments (name: value) are only for choice()",

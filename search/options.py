@@ -146,8 +146,10 @@ def data_value(data: Any) -> Any:
         path = str(Path(data.args[0]).expanduser().resolve())
         data = SymbolCall(data.name, (path, *data.args[1:]), data.kwargs)
     if not isinstance(data, Symbol | SymbolCall):
-        raise CommandError(f"data must be a bundled data set name or spec text, got "
-                           f"{type(data).__name__}")
+        raise CommandError(f"data must be a bundled data set name, spec text or an "
+                           f"autoarch.Dataset, got {type(data).__name__}",
+                           hint="autoarch.Dataset.from_tensors(x_train, y_train, x_val, y_val) "
+                                "for tensors of your own")
     return data
 
 
@@ -189,9 +191,7 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, objective: A
     if objective is not None:
         from .objective import UserObjective
 
-        if not callable(objective):
-            raise CommandError(f"objective must be a function fn(model, trial), got "
-                               f"{type(objective).__name__}")
+        _check_objective(objective)
         opts.objective = UserObjective(objective, opts.objectives)
     if opts.strategy == "oneshot":
         blk = spec.program.search
@@ -223,7 +223,48 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, objective: A
             raise CommandError("backend ray needs Ray Tune, which is not installed",
                                hint='pip install "autoarch[ray]", or use --backend local'
                                ) from None
+        _check_picklable(opts)
     return opts
+
+
+def _check_objective(fn: Any) -> None:
+    """An objective function must take (model, trial)."""
+    import inspect
+
+    if not callable(fn):
+        raise CommandError(f"objective must be a function fn(model, trial), got "
+                           f"{type(fn).__name__}")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: it will tell
+        return
+    try:
+        sig.bind(None, None)
+    except TypeError:
+        raise CommandError(f"objective {getattr(fn, '__name__', fn)!s}{sig} cannot be called "
+                           "as fn(model, trial)",
+                           hint="take the compiled model and the trial: def fit(model, trial)"
+                           ) from None
+
+
+def _check_picklable(opts: Options) -> None:
+    """What travels to Ray's workers (the objective function, a Dataset) must pickle:
+    said before the run is written, not as Ray's traceback."""
+    from ray import cloudpickle
+
+    for what, value in (("objective function", opts.objective and opts.objective.fn),
+                        ("data set", opts.overrides.data if _is_dataset(opts.overrides.data)
+                         else None)):
+        if value is None:
+            continue
+        try:
+            cloudpickle.dumps(value)
+        except Exception as e:  # noqa: BLE001 - any reason it cannot be sent, as one line
+            raise CommandError(f"the {what} cannot be sent to Ray's workers: "
+                               f"{type(e).__name__}: {e}",
+                               hint="it must pickle: keep locks, open files and "
+                                    "connections out of it (create them inside), or use "
+                                    "backend local") from None
 
 
 def _check_oneshot(spec: Spec, opts: Options) -> None:

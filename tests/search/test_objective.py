@@ -500,3 +500,34 @@ def test_on_ray_a_user_op_from_a_plugin_file_builds_and_trains_in_the_workers(tm
         from autoarch.compiler.ops.registry import unregister
 
         unregister("scaled_linear")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"objective": 3}, "objective must be a function fn(model, trial), got int"),
+    ({"objective": lambda model: 1.0}, "cannot be called as fn(model, trial)"),
+    ({"data": 5}, "data must be a bundled data set name, spec text or an autoarch.Dataset"),
+])
+def test_a_wrong_objective_or_data_is_one_line_and_writes_nothing(tmp_path, kwargs, message):
+    spec = small(tmp_path, trials=1)
+    db = tmp_path / "r.db"
+    with pytest.raises(autoarch.CommandError) as e:
+        autoarch.search(spec, db=db, **kwargs)
+    assert message in e.value.message and "\n" not in e.value.format()
+    assert not list(tmp_path.glob("r.db*"))
+
+
+def test_an_objective_that_cannot_travel_to_ray_is_one_line_and_writes_nothing(tmp_path):
+    pytest.importorskip("ray.tune")
+    import threading
+
+    lock = threading.Lock()
+
+    def fit(model, trial):
+        with lock:
+            return 0.5
+
+    spec = small(tmp_path, trials=1)
+    with pytest.raises(autoarch.CommandError, match="cannot be sent to Ray's workers: "
+                                                    "TypeError: cannot pickle"):
+        autoarch.search(spec, objective=fit, backend="ray", db=tmp_path / "r.db")
+    assert not list(tmp_path.glob("r.db*"))
