@@ -531,3 +531,27 @@ def test_an_objective_that_cannot_travel_to_ray_is_one_line_and_writes_nothing(t
                                                     "TypeError: cannot pickle"):
         autoarch.search(spec, objective=fit, backend="ray", db=tmp_path / "r.db")
     assert not list(tmp_path.glob("r.db*"))
+
+
+def test_epochs_of_the_search_reach_the_function_and_the_timeout_stops_it_at_a_report(
+        tmp_path):
+    spec = small(tmp_path, trials=3)
+    seen = []
+
+    def fit(model, trial):
+        seen.append(trial.epochs)
+        for epoch in range(1, trial.epochs + 1):
+            time.sleep(0.4)
+            trial.report(epoch, val_accuracy=0.5)
+        return 0.5
+
+    db = tmp_path / "r.db"
+    start = time.monotonic()
+    result = autoarch.search(spec, objective=fit, epochs=4, db=db, timeout=1.0, name="r")
+    assert time.monotonic() - start < 30
+    assert seen == [4] and result.stopped.startswith("timeout")
+    (r,) = rows(db)
+    assert r["state"] == "failed" and r["error"].startswith("interrupted")
+    assert json.loads(r["train_config"])["epochs"] == 4
+    # reported before the deadline: kept; the candidate is tried again on resume
+    assert len(query(db, "SELECT * FROM epochs WHERE trial_id = ?", (r["id"],))) < 4
