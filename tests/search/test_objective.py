@@ -555,3 +555,21 @@ def test_epochs_of_the_search_reach_the_function_and_the_timeout_stops_it_at_a_r
     assert json.loads(r["train_config"])["epochs"] == 4
     # reported before the deadline: kept; the candidate is tried again on resume
     assert len(query(db, "SELECT * FROM epochs WHERE trial_id = ?", (r["id"],))) < 4
+
+
+def test_a_search_on_torch_datasets_equals_the_search_on_the_same_tensors(tmp_path):
+    from torch.utils.data import TensorDataset
+
+    spec = small(tmp_path, trials=2)
+    parts = _arrays(1)
+    sets = [TensorDataset(parts[i], parts[i + 1]) for i in (0, 2, 4)]
+    a = autoarch.search(spec, data=autoarch.Dataset.from_datasets(*sets, classes=10),
+                        db=tmp_path / "a.db", seed=3)
+    b = autoarch.search(spec, data=autoarch.Dataset.from_tensors(*parts, classes=10),
+                        db=tmp_path / "b.db", seed=3)
+    assert a.counted == b.counted == 2
+    ra, rb = rows(tmp_path / "a.db"), rows(tmp_path / "b.db")
+    assert [r["choices"] for r in ra] == [r["choices"] for r in rb]
+    for x, y in zip(ra, rb, strict=True):
+        assert x["state"] == y["state"] == "complete", (x["error"], y["error"])
+        assert json.loads(x["metrics"])["val_loss"] == json.loads(y["metrics"])["val_loss"]
