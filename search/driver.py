@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from .history import INTERRUPTED, History, dumps, loads, now
 from .options import Options, SearchError
 from .results import SearchResult, TrialOutcome, best_trials, parsed
 from .run_setup import RunRecord, optuna_pruner, preflight
-from .study import StudyFiles
+from .study import StudyFiles, mark_infeasible, trial_attrs, worst_values
 
 #: consecutive invalid proposals after which the search gives up
 MAX_INVALID_STREAK = 500
@@ -94,6 +95,8 @@ class Driver:
         #: the jobs training now, by key; the proposals waiting for each (by trial id)
         self.inflight: dict[tuple[str, str], _Job] = {}
         self.followers: dict[int, list[_Job]] = {}
+        #: the objective values of the run's complete trials (what invalid ones are told)
+        self._seen: list[list[float]] | None = None
 
     # -- setup
     def begin(self, stack: contextlib.ExitStack) -> tuple[Any, Any]:
@@ -128,6 +131,9 @@ class Driver:
         pruner = optuna_pruner("none" if opts.backend == "ray" else opts.pruner)
         study = record.start(row, probe, self.files, self.reporter.note, sampler=sampler,
                              pruner=pruner, directions=[o.direction for o in opts.objectives])
+        with warnings.catch_warnings():  # (experimental in Optuna: stable since 3.2)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in opts.objectives])  # named axes
         run_id = self.run_id = record.id
         assert run_id is not None
         self.requested = max(opts.trials, h.counted(run_id))
@@ -275,6 +281,7 @@ class Driver:
             trial_id = h.start_trial(self.run_id, trial.number, **base)
         out = TrialOutcome(number=trial.number, state="running", choices=choices,
                            arch_hash=arch, params=graph.params, flops=graph.flops)
+        self._label(trial, trial_id, graph)
         if earlier is not None:
             return self._duplicate(study, trial, trial_id, earlier, out, t0)
         on_epoch = self._on_epoch(trial, trial_id) if self.opts.backend == "local" else None
@@ -286,16 +293,16 @@ class Driver:
 
         history, watch = self.history, self.opts.objectives[0].metric
         prune = self.opts.pruner != "none"
+        single = len(self.opts.objectives) == 1  # (Optuna keeps curves of one objective)
         assert history is not None
 
         def on_epoch(ep: Any) -> None:
             history.add_epoch(trial_id, **epoch_row(ep))
-            if prune:
-                value = getattr(ep, watch)
-                if value is not None and math.isfinite(value):
-                    trial.report(float(value), ep.epoch)
-                    if trial.should_prune():
-                        raise TrialPruned(f"pruned after epoch {ep.epoch}")
+            value = getattr(ep, watch, None)
+            if single and value is not None and math.isfinite(value):
+                trial.report(float(value), ep.epoch)  # the study's curve, pruner or not
+                if prune and trial.should_prune():
+                    raise TrialPruned(f"pruned after epoch {ep.epoch}")
 
         return on_epoch
 
@@ -326,6 +333,7 @@ class Driver:
         elif error is not None:
             out.state, out.error = "failed", error
             h.finish_trial(tid, "failed", error=error, traceback=tb)
+            trial.set_user_attr("reason", error[:500])
             study.tell(trial, state=TrialState.FAIL)
         else:
             out.metrics = {**job.graph.costs(), **(metrics or {})}
@@ -338,6 +346,7 @@ class Driver:
                 out.state, out.objective = "complete", values
                 h.finish_trial(tid, "complete", metrics=out.metrics, objective=values)
                 self._keep_weights(tid, model, job.graph, job.cfg)
+                self._seen_values().append(values)
                 study.tell(trial, values)
         out.duration_s = time.monotonic() - job.t0
         return out
@@ -361,8 +370,9 @@ class Driver:
                                      params=graph.params if graph else None,
                                      flops=graph.flops if graph else None)
             h.finish_trial(trial_id, "invalid", error=reason, duration_s=0.0)
-        trial.set_constraint("valid", 1.0)  # infeasible: the sampler learns to avoid it
-        study.tell(trial, [o.worst for o in self.opts.objectives])
+        self._label(trial, trial_id, graph, reason=reason[:500])
+        mark_infeasible(study, trial._trial_id)  # the sampler learns to avoid it
+        study.tell(trial, worst_values(self._seen_values(), self.opts.objectives))
         return TrialOutcome(number=trial.number, state="invalid", choices=choices,
                             arch_hash=arch, params=graph.params if graph else None,
                             flops=graph.flops if graph else None, error=reason)
@@ -372,6 +382,7 @@ class Driver:
         from optuna.trial import TrialState
 
         assert self.history is not None
+        trial.set_user_attr("duplicate_of", earlier["number"])
         out.state, out.duplicate_of = earlier["state"], earlier["number"]
         out.metrics = loads(earlier["metrics"]) or {}
         out.objective = loads(earlier["objective"])
@@ -379,18 +390,37 @@ class Driver:
         self.history.finish_trial(trial_id, out.state, metrics=earlier["metrics"],
                                   objective=earlier["objective"], error=earlier["error"],
                                   duplicate_of=earlier["number"])
+        if out.state in ("complete", "pruned") and len(self.opts.objectives) == 1:
+            for ep in self.history.epochs(earlier["id"]):  # its curve is the earlier one's
+                value = ep.get(self.opts.objectives[0].metric)
+                if value is not None and math.isfinite(value):
+                    trial.report(float(value), ep["epoch"])
         if out.state == "complete":
+            self._seen_values().append(out.objective)
             study.tell(trial, out.objective)
         else:
-            if out.state == "pruned":
-                for ep in self.history.epochs(earlier["id"]):
-                    value = ep.get(self.opts.objectives[0].metric)
-                    if value is not None:
-                        trial.report(float(value), ep["epoch"])
+            if out.error:
+                trial.set_user_attr("reason", out.error[:500])
             study.tell(trial, state=TrialState.PRUNED if out.state == "pruned"
                        else TrialState.FAIL)
         out.duration_s = time.monotonic() - t0
         return out
+
+    def _seen_values(self) -> list[list[float]]:
+        """The objectives of the run's complete trials so far (read once, then kept)."""
+        if self._seen is None:
+            assert self.history is not None and self.run_id is not None
+            self._seen = [loads(r["objective"]) for r in self.history.trials(
+                self.run_id, ["complete"])]
+        return self._seen
+
+    def _label(self, trial: Any, trial_id: int, graph: Graph | None, **extra: Any) -> None:
+        """The trial's user attributes in the study: costs, architecture, history row."""
+        attrs = trial_attrs(trial_id, *(
+            (graph.hash, graph.params, graph.flops, graph.memory) if graph is not None
+            else (None, None, None, None)))
+        for k, v in {**attrs, **extra}.items():
+            trial.set_user_attr(k, v)
 
     def _keep_weights(self, trial_id: int, model: Any, graph: Graph,
                       cfg: Mapping[str, Any]) -> None:

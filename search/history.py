@@ -504,6 +504,11 @@ class History:
         return self._rows(f"SELECT * FROM trials WHERE {where} ORDER BY number", args)
 
     @_translated
+    def memory_of_candidates(self) -> dict[str, int]:
+        """Each recorded architecture's memory estimate, by its hash."""
+        return dict(self.db.execute("SELECT arch_hash, memory FROM candidates").fetchall())
+
+    @_translated
     def epochs(self, trial_id: int) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM epochs WHERE trial_id = ? ORDER BY epoch", [trial_id])
 

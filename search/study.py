@@ -32,6 +32,36 @@ from .history import History, loads
 
 #: the Optuna system attribute our samplers and Optuna's read for feasibility
 CONSTRAINTS_KEY = "constraints"
+#: Optuna's key of the constraint an invalid candidate breaks (``trial.set_constraint``)
+INVALID_KEY = CONSTRAINTS_KEY + ":valid"
+
+
+def mark_infeasible(study: Any, trial_id: int) -> None:
+    """Record a trial (Optuna's id) infeasible: ``trial.set_constraint("valid", 1)`` as
+    Optuna 5 keeps it, and the list form (``constraints = [1.0]``) that optuna-dashboard
+    and Optuna's ``constraints_func`` samplers read."""
+    study._storage.set_trial_system_attr(trial_id, INVALID_KEY, 1.0)
+    study._storage.set_trial_system_attr(trial_id, CONSTRAINTS_KEY, [1.0])
+
+
+def worst_values(seen: Sequence[Sequence[float]], objectives: Sequence[Any]) -> list[float]:
+    """What an invalid candidate is told: per objective, the worst value of the trials
+    completed before it (0 before any completed). Infeasible through its constraint
+    (``trial.set_constraint("valid", 1)``), it ranks below every feasible trial whatever
+    its values, in Optuna's samplers and ours; finite values keep plots (optuna-dashboard's)
+    readable where -inf would not."""
+    if not seen:
+        return [0.0] * len(objectives)
+    return [float(min(v[i] for v in seen) if o.direction == "maximize"
+                  else max(v[i] for v in seen)) for i, o in enumerate(objectives)]
+
+
+def trial_attrs(trial_id: int, arch_hash: str | None, params: int | None,
+                flops: int | None, memory: int | None) -> dict[str, Any]:
+    """The user attributes of a trial in the study: its costs, architecture and row."""
+    attrs = {"history_trial_id": trial_id, "arch_hash": arch_hash, "params": params,
+             "flops": flops, "memory": memory}
+    return {k: v for k, v in attrs.items() if v is not None}
 
 
 def journal_path(db: Path) -> Path:
@@ -188,15 +218,17 @@ def _load_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in ("sampler", "pruner")}
 
 
-def _expected(row: Mapping[str, Any], objectives: Sequence[Any]) -> tuple[Any, list[float] | None]:
-    """The Optuna state and values a history row stands for."""
+def _expected(row: Mapping[str, Any], seen: Sequence[Sequence[float]],
+              objectives: Sequence[Any]) -> tuple[Any, list[float] | None]:
+    """The Optuna state and values a history row stands for (``seen``: the objectives of
+    the trials completed before it)."""
     from optuna.trial import TrialState
 
     state = row["state"]
     if state == "complete":
         return TrialState.COMPLETE, [float(v) for v in loads(row["objective"])]
     if state == "invalid":
-        return TrialState.COMPLETE, [o.worst for o in objectives]
+        return TrialState.COMPLETE, worst_values(seen, objectives)
     if state == "pruned":
         return TrialState.PRUNED, None
     return TrialState.FAIL, None
@@ -217,7 +249,8 @@ def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequenc
     for number in rows:
         if number not in trials:
             return False
-    for number, t in trials.items():
+    seen: list[list[float]] = []
+    for number, t in sorted(trials.items()):
         row = rows.get(number)
         if row is None:
             if t.state == TrialState.RUNNING:
@@ -225,14 +258,21 @@ def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequenc
             elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
                 return False  # a result the history does not know
             continue
-        state, values = _expected(row, objectives)
+        state, values = _expected(row, seen, objectives)
+        if row["state"] == "complete":
+            seen.append(values)  # type: ignore[arg-type]
         if t.state == TrialState.RUNNING:
             if row["state"] == "invalid":
-                study._storage.set_trial_system_attr(t._trial_id, CONSTRAINTS_KEY, (1.0,))
+                mark_infeasible(study, t._trial_id)
             if state == TrialState.COMPLETE:
                 study.tell(number, values)
             else:
                 study.tell(number, state=state)
+        elif row["state"] == "invalid":
+            # told when it was proposed, from the trials completed by then (with several
+            # workers, not always those numbered before it): infeasible is what counts
+            if max(t.constraints.values(), default=0.0) <= 0.0:
+                return False
         elif t.state != state or (state == TrialState.COMPLETE and not _same(t.values, values)):
             return False
     return True
@@ -265,20 +305,39 @@ def _rebuild(study: Any, history: History, rows: Mapping[int, Mapping[str, Any]]
     from optuna.trial import TrialState
 
     top = max(rows, default=-1)
+    seen: list[list[float]] = []
+    memory = history.memory_of_candidates()
     for number in range(top + 1):
         row = rows.get(number)
         if row is None or row["state"] == "running":
             study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
             continue
-        state, values = _expected(row, objectives)
+        state, values = _expected(row, seen, objectives)
+        if row["state"] == "complete":
+            seen.append(values)  # type: ignore[arg-type]
         params, dists = replay(spec, loads(row["choices"]) or {})
-        attrs = {CONSTRAINTS_KEY: (1.0,)} if row["state"] == "invalid" else {}
+        attrs = {INVALID_KEY: 1.0, CONSTRAINTS_KEY: [1.0]} if row["state"] == "invalid" else {}
         steps = {}
-        if row["state"] == "pruned":
-            for ep in history.epochs(row["id"]):
+        if len(objectives) == 1 and row["state"] in ("complete", "pruned"):
+            source = row["id"]
+            if row["duplicate_of"] is not None:  # its epochs are the earlier trial's
+                source = rows.get(row["duplicate_of"], row)["id"]
+            for ep in history.epochs(source):
                 v = ep.get(watch)
                 if v is not None and math.isfinite(v):
                     steps[int(ep["epoch"])] = float(v)
         study.add_trial(optuna.trial.create_trial(
             state=state, values=values, params=params, distributions=dists,
-            system_attrs=attrs, intermediate_values=steps))
+            system_attrs=attrs, intermediate_values=steps,
+            user_attrs=row_attrs(row, memory.get(row["arch_hash"]))))
+
+
+def row_attrs(row: Mapping[str, Any], memory: int | None) -> dict[str, Any]:
+    """A history row's user attributes in the study (:func:`trial_attrs`, and the
+    reason of an invalid or failed trial, the trial it duplicates)."""
+    attrs = trial_attrs(row["id"], row["arch_hash"], row["params"], row["flops"], memory)
+    if row["duplicate_of"] is not None:
+        attrs["duplicate_of"] = row["duplicate_of"]
+    if row["state"] in ("invalid", "failed") and row["error"]:
+        attrs["reason"] = row["error"][:500]
+    return attrs

@@ -393,6 +393,8 @@ class HistoryCallback(tune.Callback):
         self.searcher = searcher
         self.checkpoints: dict[str, Any] = {}
         self.last: dict[str, dict[str, Any]] = {}
+        #: the epochs reported to the study, by Tune trial id
+        self.reported: dict[str, set[int]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"searcher": self.searcher}  # (pickled with it, in the Tuner's state)
@@ -421,7 +423,13 @@ class HistoryCallback(tune.Callback):
         row["metrics"] = extra if isinstance(extra, str) else None
         row["wall_s"] = row["wall_s"] if row["wall_s"] is not None else _number(
             result.get("time_this_iter_s"))
-        self.searcher.driver.history.add_epoch(job.trial_id, epoch=int(epoch), **row)
+        d = self.searcher.driver
+        d.history.add_epoch(job.trial_id, epoch=int(epoch), **row)
+        value = row.get(d.opts.objectives[0].metric)
+        steps = self.reported.setdefault(trial.trial_id, set())
+        if len(d.opts.objectives) == 1 and value is not None and int(epoch) not in steps:
+            steps.add(int(epoch))
+            job.trial.report(float(value), int(epoch))  # the study's curve of the trial
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -475,6 +483,7 @@ class HistoryCallback(tune.Callback):
         return {"ok": True, "metrics": metrics, "model": model}
 
     def _settle(self, trial: Any, payload: dict[str, Any]) -> None:
+        self.reported.pop(trial.trial_id, None)
         s = self.searcher
         job = s.jobs.pop(trial.trial_id, None)
         if job is not None:
