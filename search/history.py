@@ -127,6 +127,31 @@ _SCHEMA = (
    FROM trials JOIN runs ON runs.id = trials.run_id""",
 )
 
+#: metrics kept as columns by the view ``trial_metrics`` (from the ``metrics`` JSON)
+VIEW_METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy", "test_accuracy",
+                "test_loss", "train_time", "latency")
+
+#: views for SQL by hand: a trial addressed by (run, number), its metrics as columns.
+#: Created with the schema, and added to older files when a writer opens them.
+_VIEWS = (
+    """CREATE VIEW IF NOT EXISTS trial_metrics AS
+   SELECT runs.name AS run, trials.number, trials.state,
+          json_extract(trials.objective, '$[0]') AS objective,
+          """ + ", ".join(f"json_extract(trials.metrics, '$.{m}') AS {m}"
+                           for m in VIEW_METRICS) + """,
+          trials.params, trials.flops, candidates.memory, trials.duplicate_of,
+          trials.arch_hash, trials.duration_s, trials.error, trials.choices,
+          trials.id AS trial_id, runs.id AS run_id
+   FROM trials JOIN runs ON runs.id = trials.run_id
+   LEFT JOIN candidates ON candidates.arch_hash = trials.arch_hash""",
+    """CREATE VIEW IF NOT EXISTS epoch_metrics AS
+   SELECT runs.name AS run, trials.number, epochs.epoch, epochs.train_loss,
+          epochs.train_accuracy, epochs.val_loss, epochs.val_accuracy, epochs.lr,
+          epochs.wall_s, epochs.metrics, trials.state, trials.id AS trial_id
+   FROM epochs JOIN trials ON trials.id = epochs.trial_id
+   JOIN runs ON runs.id = trials.run_id""",
+)
+
 #: one-shot runs (docs/oneshot.md): the supernet's epochs, and the candidates scored
 #: on it (not trials: ``best`` and ``history`` rank trained candidates only). Added
 #: to a schema-1 file when a writer opens it; a reader of an older file sees none.
@@ -260,7 +285,7 @@ class History:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = self._tables()
             if not tables and version == 0:
-                for sql in (*_SCHEMA, *_ONESHOT_SCHEMA):
+                for sql in (*_SCHEMA, *_ONESHOT_SCHEMA, *_VIEWS):
                     db.execute(sql)
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -276,6 +301,11 @@ class History:
         if "metrics" not in {r[1] for r in db.execute('PRAGMA table_info("epochs")')}:
             with self.transaction():  # a history from before user objectives' own metrics
                 db.execute('ALTER TABLE "epochs" ADD COLUMN "metrics" TEXT')
+        views = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+        if not views >= {"trial_metrics", "epoch_metrics"}:
+            with self.transaction():
+                for sql in _VIEWS:
+                    db.execute(sql)
         # WAL only after the schema: a rollback journal keeps a killed creation empty
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             with contextlib.suppress(sqlite3.OperationalError):  # busy: the next open retries

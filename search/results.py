@@ -68,9 +68,43 @@ def best_trials(h: History, run_id: int, objectives: list[Objective]) -> list[di
             if o.better(vals[r["id"]][0], vals[best["id"]][0]):
                 best = r
         return [best]
+    return [r for r in rows if not any(dominates(objectives, vals[s["id"]], vals[r["id"]])
+                                       for s in rows)]
 
-    def dominates(a: list[float], b: list[float]) -> bool:
-        ge = all(x == y or o.better(x, y) for o, x, y in zip(objectives, a, b, strict=True))
-        return ge and any(o.better(x, y) for o, x, y in zip(objectives, a, b, strict=True))
 
-    return [r for r in rows if not any(dominates(vals[s["id"]], vals[r["id"]]) for s in rows)]
+def dominates(objectives: list[Objective], a: list[float], b: list[float]) -> bool:
+    """Whether values ``a`` Pareto-dominate ``b``: no worse in each, better in one."""
+    ge = all(x == y or o.better(x, y) for o, x, y in zip(objectives, a, b, strict=True))
+    return ge and any(o.better(x, y) for o, x, y in zip(objectives, a, b, strict=True))
+
+
+def ranked_trials(h: History, run_id: int, objectives: list[Objective]
+                  ) -> list[dict[str, Any]]:
+    """The run's complete trials (not duplicates), best first, each with its ``rank``:
+    by the objective (ties: earliest first); for several, by Pareto front (rank 0 is the
+    front, rank 1 the front of the rest, ...), then by the first objective."""
+    rows = [dict(r) for r in h.trials(run_id, ["complete"]) if r["duplicate_of"] is None]
+    vals = {r["id"]: loads(r["objective"]) for r in rows}
+    first = objectives[0]
+    sign = -1.0 if first.direction == "maximize" else 1.0
+
+    def key(r: dict[str, Any]) -> tuple[float, int]:
+        return sign * vals[r["id"]][0], r["number"]
+
+    if len(objectives) == 1:
+        ordered = sorted(rows, key=key)
+        for i, r in enumerate(ordered):
+            r["rank"] = i
+        return ordered
+    out: list[dict[str, Any]] = []
+    rest, front_rank = rows, 0
+    while rest:
+        front = [r for r in rest if not any(dominates(objectives, vals[s["id"]], vals[r["id"]])
+                                            for s in rest)]
+        for r in sorted(front, key=key):
+            r["rank"] = front_rank
+            out.append(r)
+        ids = {r["id"] for r in front}
+        rest = [r for r in rest if r["id"] not in ids]
+        front_rank += 1
+    return out

@@ -14,6 +14,10 @@ import typer
 from autoarch.dsl.errors import SpecError
 
 from . import best, check, compile, history, ops, sample, search, show
+from . import curves as curves_cmd
+from . import plot as plot_cmd
+from . import report as report_cmd
+from . import top as top_cmd
 from ._common import Command, Group
 from ._console import err
 
@@ -28,6 +32,10 @@ app.command("compile", cls=Command)(compile.compile_)
 app.command("search", cls=Command)(search.search_)
 app.command("history", cls=Command)(history.history)
 app.command("best", cls=Command)(best.best)
+app.command("report", cls=Command)(report_cmd.report)
+app.command("plot", cls=Command)(plot_cmd.plot)
+app.command("top", cls=Command)(top_cmd.top)
+app.command("curves", cls=Command)(curves_cmd.curves)
 
 
 def main() -> None:
