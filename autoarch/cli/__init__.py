@@ -15,6 +15,7 @@ from autoarch.dsl.errors import SpecError
 
 from . import best, check, compile, history, ops, sample, search, show
 from . import curves as curves_cmd
+from . import export as export_cmd
 from . import plot as plot_cmd
 from . import report as report_cmd
 from . import top as top_cmd
@@ -32,6 +33,7 @@ app.command("compile", cls=Command)(compile.compile_)
 app.command("search", cls=Command)(search.search_)
 app.command("history", cls=Command)(history.history)
 app.command("best", cls=Command)(best.best)
+app.command("export", cls=Command)(export_cmd.export_)
 app.command("report", cls=Command)(report_cmd.report)
 app.command("plot", cls=Command)(plot_cmd.plot)
 app.command("top", cls=Command)(top_cmd.top)
