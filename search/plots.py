@@ -2,127 +2,28 @@
 the HTML report, matplotlib figures for ``autoarch plot``'s PNGs.
 
 Each part is drawn twice from the same data, once per library, so a PNG shows what
-the report shows. The best architecture's graph is laid out by graphviz's ``dot``
-when it is installed (an SVG in the report), else by :func:`arch_layout`, a layered
-layout of our own that both libraries draw.
+the report shows. The best architecture is drawn on the layout of
+``search/arch_drawing.py`` (the report shows graphviz's SVG instead when ``dot`` is
+installed).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-import shutil
-import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from .report import Architecture, Curves, Importance, Progress, Supernet, Tradeoff
+from .arch_drawing import Architecture, arch_layout, node_label
+from .report import Curves, Importance, Progress, Supernet, Tradeoff
 
 #: one colour per run or trial, in order (plotly's default palette)
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692",
            "#b6e880", "#ff97ff", "#fecb52")
 FRONT, OTHER = "#d62728", "#9ca3af"
-#: seconds ``dot`` may take to lay out one graph
-DOT_TIMEOUT_S = 30
 
 
 def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
-
-
-# -- the architecture's layout
-
-
-def graphviz_dot() -> str | None:
-    """The ``dot`` program when graphviz is installed; ``AUTOARCH_NO_DOT=1`` hides it
-    (the report then draws the graph with :func:`arch_layout`)."""
-    if os.environ.get("AUTOARCH_NO_DOT"):
-        return None
-    return shutil.which("dot")
-
-
-def node_label(n: Any, sep: str = "\n") -> str:
-    head = f"{n.op}({n.detail})" if n.detail else n.op
-    text = f"{head}{sep}{list(n.shape)}"
-    return text + (f"{sep}{n.params:,} params" if n.params else "")
-
-
-def arch_svg(a: Architecture) -> str | None:
-    """The graph drawn by graphviz as an inline ``<svg>`` element; None without ``dot``
-    (or when it fails)."""
-    dot = graphviz_dot()
-    if dot is None or not a.nodes:
-        return None
-    lines = ["digraph arch {", "  rankdir=TB;",
-             '  node [shape=box, style="rounded,filled", fillcolor="#eef2ff", '
-             'fontname="Helvetica", fontsize=10];', '  edge [color="#6b7280"];']
-    for n in a.nodes:
-        label = node_label(n).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        lines.append(f'  n{n.id} [label="{label}"];')
-    lines += [f"  n{u} -> n{v};" for u, v in a.edges] + ["}"]
-    try:
-        done = subprocess.run([dot, "-Tsvg"], input="\n".join(lines), capture_output=True,
-                              text=True, timeout=DOT_TIMEOUT_S, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    svg = done.stdout
-    start = svg.find("<svg")
-    if start < 0:
-        return None
-    # the XML prolog and DOCTYPE are not for an inline element; comments say nothing
-    return re.sub(r"<!--.*?-->", "", svg[start:], flags=re.S).strip()
-
-
-@dataclass
-class Layout:
-    """Where :func:`arch_layout` puts each node, and the polyline of each edge."""
-
-    pos: dict[int, tuple[float, float]]
-    routes: dict[tuple[int, int], list[tuple[float, float]]]
-    layers: int
-    width: int
-
-
-def arch_layout(a: Architecture) -> Layout:
-    """A layered layout: one row per layer (a node one below its deepest input); an
-    edge that skips layers passes through a waypoint in each (so a residual runs beside
-    the block it skips, not through it); each row ordered by the mean position of its
-    nodes' inputs and centred on x = 0."""
-    ids = {n.id for n in a.nodes}
-    edges = [(u, v) for u, v in a.edges if u in ids and v in ids]
-    preds: dict[Any, list[Any]] = {nid: [] for nid in ids}
-    for u, v in edges:
-        preds[v].append(u)
-    layer: dict[Any, int] = {}
-    for nid in sorted(ids):  # node ids are creation order: inputs come first
-        layer[nid] = 1 + max((layer.get(p, 0) for p in preds[nid]), default=-1)
-    chains: dict[tuple[int, int], list[Any]] = {}
-    for u, v in edges:  # waypoints ("u>v", depth) of a long edge, chained as nodes
-        chain, prev = [u], u
-        for d in range(layer[u] + 1, layer[v]):
-            w = (u, v, d)
-            layer[w], preds[w] = d, [prev]
-            chain.append(w)
-            prev = w
-        preds[v] = [prev if p == u else p for p in preds[v]]
-        chains[(u, v)] = [*chain, v]
-    rows: dict[int, list[Any]] = {}
-    for nid in sorted(layer, key=lambda n: (layer[n], isinstance(n, tuple), n)):
-        rows.setdefault(layer[nid], []).append(nid)
-    x: dict[Any, float] = {}
-    for d in sorted(rows):
-        row = rows[d]
-        if d > 0:  # barycentre of the inputs; real nodes before waypoints on ties
-            row.sort(key=lambda n: (sum(x[p] for p in preds[n]) / len(preds[n])
-                                    if preds[n] else 0.0, isinstance(n, tuple)))
-        for i, nid in enumerate(row):
-            x[nid] = i - (len(row) - 1) / 2
-    point = {nid: (x[nid], -float(layer[nid])) for nid in layer}
-    return Layout({nid: point[nid] for nid in ids},
-                  {e: [point[n] for n in chain] for e, chain in chains.items()},
-                  1 + max(rows, default=0), max((len(r) for r in rows.values()), default=1))
 
 
 # -- plotly figures for the HTML report

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import sqlite3
 import tempfile
 import warnings
 from collections import Counter
@@ -425,93 +424,6 @@ def reason_of(error: str | None) -> str:
         return "no reason recorded"
     line = error.strip().splitlines()[0]
     return re.sub(r"\s*\([^()]*=[^()]*\)$", "", line) or line
-
-
-# -- the best architecture
-
-
-@dataclass
-class ArchNode:
-    id: int
-    op: str
-    detail: str
-    shape: list[int]
-    params: int
-    flops: int
-
-
-@dataclass
-class Architecture:
-    run: str
-    number: int | None = None
-    nodes: list[ArchNode] = field(default_factory=list)
-    edges: list[tuple[int, int]] = field(default_factory=list)
-    params: int | None = None
-    flops: int | None = None
-    source: str = ""
-    note: str | None = None
-
-
-def architecture(h: History, run: RunData) -> Architecture:
-    """The best trial's graph: rebuilt from the run's spec and the trial's choices,
-    or, when that fails (an op registered from Python that this process lacks), read
-    from the IR the history recorded for the candidate."""
-    out = Architecture(run.name)
-    best = [t for t in ranking(h, run) if t["state"] == "complete"]
-    if not best:
-        out.note = "no complete trial yet: no best architecture to draw"
-        return out
-    t = best[0]
-    out.number, out.params, out.flops = t["number"], t["params"], t["flops"]
-    from ..compiler.spec import loads as load_spec
-
-    try:
-        graph = load_spec(run.row["spec_text"], run.row["spec_file"] or "<spec>").build(
-            t["choices"] or {})
-        _from_graph(out, graph.to_json())
-        out.source = "rebuilt from the run's spec"
-        return out
-    except Exception as e:  # noqa: BLE001 - any failure falls back to the recorded IR
-        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    recorded = _recorded_graph(h, t["arch_hash"])
-    if recorded is not None:
-        try:
-            _from_graph(out, recorded)
-            out.source = f"the IR recorded in the history (the spec did not rebuild: {why})"
-            return out
-        except (KeyError, TypeError, ValueError):
-            out.nodes, out.edges = [], []
-    out.note = (f"trial #{t['number']}'s architecture cannot be drawn: its spec did not "
-                f"rebuild ({why}) and the history holds no readable IR for it")
-    return out
-
-
-def _recorded_graph(h: History, arch_hash: str | None) -> dict[str, Any] | None:
-    if arch_hash is None:
-        return None
-    try:
-        row = h.db.execute("SELECT graph FROM candidates WHERE arch_hash = ?",
-                           [arch_hash]).fetchone()
-        return loads(row[0]) if row and row[0] else None
-    except (sqlite3.DatabaseError, ValueError):
-        return None
-
-
-def _from_graph(out: Architecture, g: dict[str, Any]) -> None:
-    """Nodes and edges of a graph in ``Graph.to_json`` form."""
-    out.nodes = [ArchNode(int(n["id"]), str(n["op"]), _detail(n.get("attrs") or {}),
-                          [int(d) for d in n["shape"]], int(n.get("params") or 0),
-                          int(n.get("flops") or 0)) for n in g["nodes"]]
-    out.edges = sorted({(int(e["src"]), int(e["dst"])) for e in g["edges"]})
-    out.params = g.get("params", out.params)
-    out.flops = g.get("flops", out.flops)
-
-
-def _detail(attrs: dict[str, Any]) -> str:
-    shown = [f"{k}={v}" for k, v in attrs.items()
-             if k not in ("init", "sparsity", "bias", "frozen") and v is not None]
-    text = ", ".join(shown)
-    return text if len(text) <= 48 else text[:47] + "…"
 
 
 # -- one-shot runs

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
+from .arch_drawing import arch_svg, architecture
 from .history import History
 from .report import (
     RunData,
     Table,
-    architecture,
     curves,
     failures,
     importance,
@@ -180,7 +180,7 @@ def _run_section(page: _Page, h: History, db: str | Path, r: RunData, k: int) ->
     if a.nodes:
         out.append(f'<p class="meta">Trial #{a.number}: {len(a.nodes)} ops, '
                    f"{a.params or 0:,} params, {a.flops or 0:,} FLOPs; {_e(a.source)}.</p>")
-        svg = plots.arch_svg(a)
+        svg = arch_svg(a)
         if svg is not None:
             out.append(f'<div class="arch-svg figure" data-kind="arch" data-run="{_e(r.name)}" '
                        f'data-nodes="{len(a.nodes)}">{svg}</div>')

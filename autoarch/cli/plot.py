@@ -60,6 +60,7 @@ def plot(
 def _figure(h: Any, db: str, kind: str, runs: list[str] | None, top: int, x: str | None,
             y: str | None) -> tuple[Any, str]:
     from autoarch.search import plots, report
+    from autoarch.search.arch_drawing import architecture
 
     if kind == "history":
         chosen, _ = report.select_runs(h, runs)
@@ -89,7 +90,7 @@ def _figure(h: Any, db: str, kind: str, runs: list[str] | None, top: int, x: str
         if not c.series:
             raise _nothing(where, c.note)
         return plots.curves_png(c), f"{where}: {len(c.series)} trials, {c.metric}"
-    a = report.architecture(h, r)
+    a = architecture(h, r)
     if not a.nodes:
         raise _nothing(where, a.note)
     return plots.arch_png(a), f"{where}: trial #{a.number}, {len(a.nodes)} ops"

@@ -19,7 +19,8 @@ import pytest
 from report_testing import broken_run, empty_run, failing_run, pareto_run
 from search_testing import query
 
-from autoarch.search import plots, report
+from autoarch.search import report
+from autoarch.search.arch_drawing import graphviz_dot
 from autoarch.search.history import History
 from autoarch.search.report_page import render
 
@@ -120,7 +121,7 @@ return [...document.querySelectorAll('.figure')].map(e => ({
 @pytest.mark.parametrize("dot", [True, False], ids=["graphviz", "own-layout"])
 def test_the_report_renders_in_chromium_without_console_errors(browser, hist, tmp_path,
                                                                monkeypatch, dot):
-    if dot and plots.graphviz_dot() is None:
+    if dot and graphviz_dot() is None:
         pytest.skip("graphviz's dot is not installed (the own-layout case runs)")
     if not dot:
         monkeypatch.setenv("AUTOARCH_NO_DOT", "1")

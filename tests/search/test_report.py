@@ -36,6 +36,7 @@ from search_testing import query
 
 import autoarch
 from autoarch.search import plots, report
+from autoarch.search.arch_drawing import architecture, graphviz_dot
 from autoarch.search.history import History, HistoryError
 from autoarch.search.report_page import render
 
@@ -281,7 +282,7 @@ def _best_graph(db: Path, run: str) -> Any:
 
 
 def test_the_best_architecture_drawn_by_graphviz(hist, page):
-    if plots.graphviz_dot() is None:
+    if graphviz_dot() is None:
         pytest.skip("graphviz's dot is not installed (the plotly drawing is tested below)")
     g = _best_graph(hist, "random")
     m = re.search(r'<div class="arch-svg figure" data-kind="arch" data-run="random" '
@@ -447,7 +448,7 @@ def test_each_png_draws_the_data_of_its_part(hist):
         run = report.default_run(h, "pareto")
         t = report.tradeoff(h, run)
         c = report.curves(h, run, K)
-        a = report.architecture(h, run)
+        a = architecture(h, run)
         series = [s for r in report.select_runs(h, None)[0] for s in report.progress(r)]
         figs = {"history": plots.progress_png([s for s in series if s.numbers]),
                 "pareto": plots.tradeoff_png(t), "curves": plots.curves_png(c),
