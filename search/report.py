@@ -65,8 +65,9 @@ class RunData:
         return int(self.row["id"])
 
     def complete(self, *, duplicates: bool = True) -> list[dict[str, Any]]:
-        """Complete trials with finite objective values, by number."""
+        """Complete trials with a finite value for each objective, by number."""
         return [t for t in self.trials if t["state"] == "complete" and _finite(t["objective"])
+                and len(t["objective"]) == len(self.objectives)
                 and (duplicates or t["duplicate_of"] is None)]
 
 
@@ -298,9 +299,8 @@ def ranking(h: History, run: RunData) -> list[dict[str, Any]]:
     """The run's trials best first, duplicates left out: complete trials as
     ``results.ranked_trials`` ranks them (several objectives: Pareto fronts first, each
     by the first objective), then pruned, failed, invalid and running ones by number."""
-    by_id = {t["id"]: t for t in run.trials}
-    out = [by_id[r["id"]] for r in ranked_trials(h, run.id, run.objectives)
-           if r["id"] in by_id and _finite(by_id[r["id"]]["objective"])]
+    by_id = {t["id"]: t for t in run.complete(duplicates=False)}
+    out = [by_id[r["id"]] for r in ranked_trials(h, run.id, run.objectives) if r["id"] in by_id]
     ids = {t["id"] for t in out}
     for state in ("complete", *_LATER_STATES):
         out += [t for t in run.trials if t["state"] == state and t["id"] not in ids
