@@ -181,15 +181,12 @@ def plain_module(model: nn.Module) -> fx.GraphModule:
     it is) and imports nothing of autoarch but the kernels' torch references.
     """
     work = copy.deepcopy(model)
-    for m in work.modules():  # a masked weight becomes its masked values
-        if parametrize.is_parametrized(m):
-            for name in list(m.parametrizations):
-                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    _bake_masks(work)
     work.eval()
     tracer = PlainTracer()
     try:
         graph = tracer.trace(work)
-    except ImportError as e:  # a user's op whose forward fx cannot trace, say
+    except Exception as e:  # a user's op whose forward fx cannot trace, say
         raise ExportError(f"cannot trace the model into plain torch: {_first_line(e)}",
                           hint="an op whose forward has Python control flow on tensor "
                                "values cannot be exported") from None
@@ -222,6 +219,26 @@ def plain_module(model: nn.Module) -> fx.GraphModule:
     return plain
 
 
+def _bake_masks(work: nn.Module) -> None:
+    """Each parametrized weight (a sparsity mask) becomes a plain parameter holding its
+    masked values.
+
+    Not ``parametrize.remove_parametrizations``: a deep copy shares its module classes
+    with the original, and removing the last parametrization deletes the weight's
+    property from that shared class, which would break the original model.
+    """
+    for m in list(work.modules()):
+        if not parametrize.is_parametrized(m):
+            continue
+        values = {}
+        for name, plist in m.parametrizations.items():
+            values[name] = (getattr(m, name).detach().clone(), plist.original.requires_grad)
+        m.__class__ = type(m).__bases__[0]  # this instance only: the class is shared
+        del m._modules["parametrizations"]
+        for name, (value, grad) in values.items():
+            m.register_parameter(name, nn.Parameter(value, requires_grad=grad))
+
+
 def _fetch(root: nn.Module, target: str) -> Any:
     obj: Any = root
     for part in target.split("."):
@@ -240,6 +257,25 @@ def _unique(name: str, taken: set[str]) -> str:
 def _first_line(e: BaseException) -> str:
     text = (str(e).strip().splitlines() or [type(e).__name__])[0]
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _onnx_reason(e: BaseException) -> str:
+    """What torch.onnx says went wrong: the op it has no ONNX function for, if that is
+    it, else the first line of its exception summary (its first line says nothing)."""
+    text = _ANSI.sub("", str(e))
+    missing = re.search(r"No ONNX function found for <OpOverload\(op='([^']+)'", text)
+    if missing:
+        return f"torch.onnx has no ONNX function for {missing.group(1)}"
+    summary = text.split("## Exception summary", 1)
+    if len(summary) == 2:
+        for line in summary[1].splitlines():
+            found = re.match(r"<class '[\w.]*?(\w+)'>: (.*)", line.strip())
+            if found:
+                return _first_line(RuntimeError(f"{found.group(1)}: {found.group(2)}"))
+    return _first_line(RuntimeError(text))
 
 
 # ---- Python source --------------------------------------------------------------------
@@ -498,9 +534,9 @@ def to_onnx(model: nn.Module, *, op_of: Callable[[str], str | None] | None = Non
     except Exception as e:
         culprit = _failing_part(model, op_of)
         if culprit is not None:
-            raise ExportError(f"{culprit} cannot be expressed in ONNX: {_first_line(e)}",
+            raise ExportError(f"{culprit} cannot be expressed in ONNX: {_onnx_reason(e)}",
                               hint="export it with --format py or pt") from None
-        raise ExportError(f"torch.onnx cannot export this model: {_first_line(e)}",
+        raise ExportError(f"torch.onnx cannot export this model: {_onnx_reason(e)}",
                           hint="export it with --format py or pt") from None
     x = _example(model, CHECK_BATCH)
     want = _run(model, x)
