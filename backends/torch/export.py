@@ -368,8 +368,11 @@ def _constructor(mod: nn.Module) -> str:
 
 
 _DELETES = re.compile(r";  (?:\w+ = )+None$")
-#: torch's functional API as fx names it (its qualified names), written F.name instead
-_FUNCTIONAL = re.compile(r"\btorch\.(?:_C\._nn|nn\.functional)\.(\w+)\b")
+#: a torch function as fx names it (its qualified name, often in ``torch._C``): written
+#: under its public name instead (``F.gelu``, ``torch.special.i0e``) where it has one
+_QUALIFIED = re.compile(r"\btorch\.(?:_C\.[\w.]+|nn\.functional\.\w+)")
+_PUBLIC = (("F", "torch.nn.functional"), ("torch", "torch"), ("torch.special", "torch.special"),
+           ("torch.linalg", "torch.linalg"), ("torch.fft", "torch.fft"))
 
 
 def _forward_source(plain: fx.GraphModule) -> tuple[str, list[str], set[str]]:
@@ -406,17 +409,26 @@ def _forward_source(plain: fx.GraphModule) -> tuple[str, list[str], set[str]]:
                               hint="the op that calls it has no plain-torch form yet")
     for old, new in renames.items():
         src = re.sub(rf"\b{re.escape(old)}\b", new, src)
-    src = _FUNCTIONAL.sub(_functional_name, src)
+    src = _QUALIFIED.sub(_public_name, src)
     lines = [_DELETES.sub("", line.rstrip()) for line in src.splitlines()]
     body = "\n".join(line for line in lines if line.strip())
     return body, helpers, needs
 
 
-def _functional_name(m: re.Match[str]) -> str:
-    owner = torch._C._nn if m.group(0).startswith("torch._C") else F
-    fn = getattr(owner, m.group(1), None)
-    names = [k for k, v in vars(F).items() if v is fn and not k.startswith("_")]
-    return f"F.{names[0]}" if fn is not None and names else m.group(0)
+def _public_name(m: re.Match[str]) -> str:
+    import importlib
+
+    obj: Any = torch
+    for part in m.group(0).split(".")[1:]:
+        obj = getattr(obj, part, None)
+    if obj is None:
+        return m.group(0)
+    for shown, module in _PUBLIC:
+        space = vars(importlib.import_module(module))
+        names = sorted(k for k, v in space.items() if v is obj and not k.startswith("_"))
+        if names:
+            return f"{shown}.{names[0]}"
+    return m.group(0)
 
 
 def _source_of(fn: Callable[..., Any]) -> str:

@@ -249,3 +249,45 @@ def test_a_history_with_no_complete_trial_says_so(tmp_path):
                                   cwd=tmp_path))
     assert "has a complete trial yet" in line
     assert not (tmp_path / "x.spec").exists()
+
+
+PLUGIN = '''
+import torch
+from torch import nn
+
+import autoarch
+
+
+@autoarch.op(shape=lambda x, **_: x)
+class BesselUnit(nn.Module):
+    """exp(-|x|) I0(x): torch.onnx has no ONNX form for it."""
+
+    def __init__(self, x: autoarch.Shape):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.i0e(x)
+'''
+
+
+def test_a_user_op_exports_to_python_and_onnx_names_it_when_it_cannot(tmp_path):
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "bessel_ops.py").write_text(PLUGIN)
+    (tmp_path / "b.spec").write_text(dedent("""
+        model b(x: [64]) -> [10] {
+          h = linear(x, 16)
+          h = bessel_unit(h)
+          return linear(h, 10)
+        }
+        train { data = digits  epochs = 1 }
+    """).lstrip())
+    plugin = ("--plugin", "bessel_ops.py")
+    proc = run_cli("search", "b.spec", "--trials", "1", "--db", "b.db", *plugin, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("export", "b.db", "-f", "py", "-o", "b.py", *plugin, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch.special.i0e" in (tmp_path / "b.py").read_text()
+    line = one_line_error(run_cli("export", "b.db", "-f", "onnx", "-o", "b.onnx", *plugin,
+                                  cwd=tmp_path))
+    assert "op 'bessel_unit' at b.spec:3:7" in line and "cannot be expressed in ONNX" in line
+    assert "bessel_i0e" in line and not (tmp_path / "b.onnx").exists()
