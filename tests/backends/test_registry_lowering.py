@@ -210,7 +210,7 @@ def test_each_family_has_a_rule_file_and_a_lowering_file_of_the_same_name():
         return {p.stem for p in Path(package.__file__).parent.glob("*.py")} - besides
 
     assert modules(ops, {"__init__", "registry"}) == set(ops.FAMILIES)
-    lowering_support = {"__init__", "lower", "init", "sparsity", "serialize", "supernet"}
+    lowering_support = {"__init__", "lower", "init", "sparsity", "serialize", "supernet", "export"}
     assert modules(backend, lowering_support) == set(ops.FAMILIES)
     for spec in ops.all_specs():  # and each op's lowering is in its rule's family file
         if spec.lower is not None:
