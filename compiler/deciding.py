@@ -102,12 +102,15 @@ class BuildMode(DecidingMode):
         args = app.args
         # app.cache_key() and app.inputs(), inline: this is the hot path of a build
         if args is not None:
-            key: Any = (id(app.call), tuple(v.shape if type(v) is Tensor else v for v in args),
+            # (int and str values as they are; others with their type: 2 and 2.0 differ)
+            key: Any = (id(app.call), tuple(v.shape if type(v) is Tensor else v if type(v) is int
+                                            or type(v) is str else (type(v), v) for v in args),
                         app.defaults_key() if app.defaults else ())
         else:
             args = app.values.values()  # type: ignore[union-attr]
             key = (_TAGS.get(app.spec.name, app.spec.name),) + tuple(
-                v.shape if type(v) is Tensor else v for v in args)
+                v.shape if type(v) is Tensor else v if type(v) is int or type(v) is str
+                else (type(v), v) for v in args)
         try:  # other modes tag their keys: a hit here is always a Template
             hit = prog.op_cache.get(key)
         except TypeError:  # an unhashable value: no caching, binding reports it

@@ -101,10 +101,8 @@ class OpApplication:
         unhashable value (a list argument): then a cache lookup raises TypeError."""
         if self.values is not None:  # tensor arithmetic: the op and its operands
             tag = {"add": "+", "mul": "*"}.get(self.spec.name, self.spec.name)
-            return (tag,) + tuple(v.shape if type(v) is Tensor else v
-                                  for v in self.values.values())
-        return (id(self.call), tuple(v.shape if type(v) is Tensor else v
-                                     for v in self.args),  # type: ignore[union-attr]
+            return (tag,) + tuple(_key(v) for v in self.values.values())
+        return (id(self.call), tuple(_key(v) for v in self.args),  # type: ignore[union-attr]
                 self.defaults_key() if self.defaults else ())
 
     def defaults_key(self) -> tuple[Any, ...]:
@@ -191,3 +189,11 @@ class Mode:
     def model_output(self, ev: EvaluatorView, ret: ast.Return, value: Any,
                      shape: tuple[int, ...]) -> None:
         """The model returns tensor ``value`` and declares ``shape``."""
+
+
+def _key(v: Any) -> Any:
+    """An argument in a cache key: a tensor by its shape, other values with their type
+    (``2`` and ``2.0``, ``1`` and ``true`` are equal in Python, not in a graph)."""
+    if type(v) is Tensor:
+        return v.shape
+    return v if type(v) is int or type(v) is str else (type(v), v)

@@ -93,7 +93,8 @@ class _Namer:
         self.scope([i for i in items if isinstance(i, ast.Let)], is_def=False)
         for d in items:
             if isinstance(d, ast.Def):
-                self.scope(d.body if d.body is not None else (d.expr,), is_def=True)
+                self.scope(d.body if d.body is not None else (d.expr,), is_def=True,
+                           params=d.params)
         for m in items:
             if isinstance(m, ast.Model):
                 self.scope(m.body, is_def=False)
@@ -104,8 +105,12 @@ class _Namer:
                 self.scope(blk.settings + blk.constraints, is_def=False)
         return self.names
 
-    def scope(self, nodes: tuple[ast.Node, ...] | list[Any], *, is_def: bool) -> None:
+    def scope(self, nodes: tuple[ast.Node, ...] | list[Any], *, is_def: bool,
+              params: tuple[Any, ...] = ()) -> None:
         found = _Sites(self.defs, is_def)
+        for prm in params:  # a decision in a default is named after its parameter
+            if prm.default is not None:
+                found.visit(prm.default, [prm.name])
         for node in nodes:
             found.visit(node, [])
         # Repeats first: a repeat's count decision is named after the repeat.

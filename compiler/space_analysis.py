@@ -213,7 +213,8 @@ class AnalysisMode(Mode):
             return ATENSOR
         prog = ev.program
         # tagged: the cache is shared with a build, whose entries are templates
-        key = (_CHECKED, id(app.call), tuple(v.shape if type(v) is Tensor else v for v in args),
+        key = (_CHECKED, id(app.call), tuple(v.shape if type(v) is Tensor else v if type(v) is int
+                                            or type(v) is str else (type(v), v) for v in args),
                app.defaults_key() if app.defaults else ())
         try:
             if key in prog.op_cache:
