@@ -189,3 +189,20 @@ def test_non_causal_gla_reads_the_final_state_by_definition():
         torch.testing.assert_close(gla(q, k, v, g, causal=False, impl=impl), want)
     with pytest.raises(ValueError, match="unknown impl"):
         gla(q, k, v, g, impl="triton-cpu")
+
+
+def test_auto_on_cpu_never_compiles_whatever_the_shapes():
+    """A search meets many shapes (training, evaluation, the last batch, the next
+    candidate's width): the CPU path must not compile for any of them."""
+    import torch._dynamo
+
+    from autoarch.kernels import rational
+
+    torch._dynamo.reset()
+    before = sum(torch._dynamo.utils.counters["stats"].values())
+    a, b = torch.randn(4, 6) * 0.3, torch.randn(4, 4) * 0.3
+    for shape in ((64, 8, 32), (1024, 8, 32), (7, 8, 32), (300, 256)):
+        x = torch.randn(*shape, requires_grad=True)
+        rational(x, a, b).sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert sum(torch._dynamo.utils.counters["stats"].values()) == before
