@@ -1,0 +1,109 @@
+"""End-to-end trial time of every block family, as a ratio to an MLP trial.
+
+One candidate per family: the quickstart's shape (8 tokens of 8 digits pixels,
+width 32, two residual blocks of the family, a linear head), trained on digits
+for ``--epochs`` epochs by ``autoarch.search`` with one trial. Each family is
+timed twice:
+
+- **cold**: ``autoarch search`` in a fresh process (imports, data, lowering, any
+  compile: what the first trial of a search costs), wall time of the process;
+- **warm**: the same trial again in one long-lived process, after one warm-up
+  trial of another family (what a trial costs in the middle of a search).
+
+Each time is printed with its ratio to the MLP trial measured in the same run (goal
+from issue 15: a rational-KAN trial at most 1.5x the MLP, end to end).
+
+Run: ``python benchmarks/bench_trials.py [--epochs 5] [--only mlp,kan_rational]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FAMILIES = {
+    "mlp": "mlp(layernorm(h), expand = 2)",
+    "glu": "glu(layernorm(h), hidden = 64)",
+    "mixer": "mixer(layernorm(h), hidden = 16)",
+    "moe": "moe(layernorm(h), experts = 4, top_k = 2, hidden = 32)",
+    "kan_rational": "kan(layernorm(h), 32, basis = rational)",
+    "kan_bspline": "kan(layernorm(h), 32, basis = bspline)",
+    "kan_rbf": "kan(layernorm(h), 32, basis = rbf)",
+    "kan_relu": "kan(layernorm(h), 32, basis = relu)",
+    "attention_softmax": "attention(layernorm(h), heads = 2, kind = softmax)",
+    "attention_linear": "attention(layernorm(h), heads = 2, kind = linear)",
+    "attention_gla": "attention(layernorm(h), heads = 2, kind = gla)",
+    "attention_hedgehog": "attention(layernorm(h), heads = 2, kind = hedgehog)",
+}
+
+SPEC = """model m(x: [64]) -> [10] {
+  h = linear(reshape(x, [8, 8]), 32)
+  repeat 2 { h = h + BLOCK }
+  return linear(flatten(layernorm(h)), 10)
+}
+train { data = digits  epochs = EPOCHS }
+search { strategy = random  trials = 1 }
+"""
+
+
+def write_spec(folder: Path, family: str, epochs: int) -> Path:
+    path = folder / f"{family}.spec"
+    path.write_text(SPEC.replace("BLOCK", FAMILIES[family]).replace("EPOCHS", str(epochs)))
+    return path
+
+
+def cold(folder: Path, family: str, epochs: int) -> float:
+    spec = write_spec(folder, family, epochs)
+    db = folder / f"cold-{family}.db"
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "autoarch", "search", str(spec), "--db",
+                           str(db)], capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{family}: autoarch search failed:\n{proc.stderr}")
+    return took
+
+
+def warm(folder: Path, family: str, epochs: int) -> float:
+    import autoarch
+
+    spec = autoarch.load(write_spec(folder, family, epochs))
+    start = time.perf_counter()
+    autoarch.search(spec, db=folder / f"warm-{family}-{time.monotonic_ns()}.db")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--only", default=None, help="comma-separated families (mlp always)")
+    args = ap.parse_args()
+    names = list(FAMILIES) if args.only is None else ["mlp"] + [
+        n for n in args.only.split(",") if n != "mlp"]
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise SystemExit(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        times = {n: cold(folder, n, args.epochs) for n in names}
+        warm(folder, "glu", 1)  # imports, data and first-use costs paid before timing
+        warm_times = {n: warm(folder, n, args.epochs) for n in names}
+    print(f"trial time on digits, {args.epochs} epochs, width 32, 2 blocks "
+          "(ratio to the mlp trial of this run)")
+    print(f"{'family':22} {'cold s':>8} {'ratio':>6} {'warm s':>8} {'ratio':>6}")
+    for n in names:
+        print(f"{n:22} {times[n]:8.2f} {times[n] / times['mlp']:6.2f} "
+              f"{warm_times[n]:8.2f} {warm_times[n] / warm_times['mlp']:6.2f}")
+    if "kan_rational" in names:
+        r = max(times["kan_rational"] / times["mlp"],
+                warm_times["kan_rational"] / warm_times["mlp"])
+        print(f"rational KAN / MLP: {r:.2f}x ({'meets' if r <= 1.5 else 'MISSES'} the "
+              "<= 1.5x goal)")
+
+
+if __name__ == "__main__":
+    main()
