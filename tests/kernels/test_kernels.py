@@ -69,6 +69,33 @@ def test_fused_matches_the_float64_reference_in_every_dtype(dtype):
         assert rel(got, want) < tol
 
 
+@pytest.mark.parametrize(("d", "g", "m", "n"), [
+    (15, 3, 5, 4),  # odd width, odd group count
+    (7, 7, 3, 2),  # one channel per group
+    (10, 5, 2, 5),  # denominator of higher degree than the numerator
+    (6, 2, 0, 1),  # constant numerator: P' = 0
+    (9, 1, 4, 0),  # no denominator terms: Q = 1, a polynomial
+])
+def test_fused_gradients_at_odd_widths_groups_and_orders(d, g, m, n):
+    x = torch.randn(3, 5, d, dtype=torch.float64, requires_grad=True)
+    a, b = coefficients(g, m, n, seed=d)
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    torch.testing.assert_close(rational(x, a, b, impl="fused"), by_hand(x, a, b))
+    assert torch.autograd.gradcheck(lambda *t: rational(*t, impl="fused"), (x, a, b))
+
+
+def test_a_numerator_shared_across_groups_gets_the_sum_of_its_groups_gradients():
+    """KAT shares one numerator: GroupRational passes it expanded (a stride-0 view)."""
+    x = torch.randn(32, 12, dtype=torch.float64)
+    shared = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    _, b = coefficients(4)
+    rational(x, shared.expand(4, -1), b, impl="fused").sum().backward()
+    per_group = shared.detach().repeat(4, 1).requires_grad_(True)
+    rational(x, per_group, b, impl="torch").sum().backward()
+    torch.testing.assert_close(shared.grad, per_group.grad.sum(0))
+
+
 def test_non_contiguous_input():
     base = torch.randn(16, 10, dtype=torch.float64)
     x = base.t()  # [10, 16], not contiguous

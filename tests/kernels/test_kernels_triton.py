@@ -42,6 +42,8 @@ SCRIPT = textwrap.dedent("""
     check(torch.randn(3, 8), 8, torch.float32, 1e-4)         # g = d
     check(torch.randn(16, 6).t(), 2, torch.float32, 1e-4)    # non-contiguous
     check(torch.randn(9, 16), 4, torch.float16, 2e-2)        # half precision in
+    check(torch.randn(9, 16), 4, torch.bfloat16, 5e-2)       # bfloat16 in
+    check(torch.randn(6, 15), 3, torch.float32, 1e-4)        # odd width, odd groups
     print("TRITON-OK")
 """)
 
