@@ -27,7 +27,8 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
            cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
            supernet_epochs: int | None = None, path_sampler: str | None = None,
            evaluate: int | None = None, retrain: int | None = None, then: str | None = None,
-           objective: Any = None, reporter: Reporter | None = None) -> SearchResult:
+           objective: Any = None, replay: str | Path | None = None, draw: str = "seed",
+           reporter: Reporter | None = None) -> SearchResult:
     """Search ``spec``'s space; every argument left None comes from the spec's `search`.
 
     ``epochs`` and ``data`` replace the spec's `train` settings for every trial
@@ -45,6 +46,10 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
     (docs/embedding.md). ``data`` may be an :class:`autoarch.Dataset` of your own
     tensors or of ``torch.utils.data.Dataset`` objects.
 
+    ``replay`` looks every trial up in a table built by :func:`autoarch.tabulate`
+    instead of training it (``draw="seed"``: one recorded seed per trial, ``"mean"``:
+    the mean over the seeds; docs/tables.md).
+
     Raises:
         SpecError: a mistake in the spec or the arguments (nothing is written).
         SearchInterrupted: Ctrl-C or SIGTERM; the run is saved and can resume.
@@ -59,6 +64,10 @@ def search(spec: Spec, *, strategy: str | None = None, trials: int | None = None
                       supernet_epochs=supernet_epochs, path_sampler=path_sampler,
                       evaluate=evaluate, retrain=retrain, then=then, objective=objective,
                       overrides=overrides_of(epochs, data))
+    if replay is not None:
+        from .tables import replay_options
+
+        replay_options(spec, opts, replay, draw)
     return run(Driver(spec, opts, Path(db), name, reporter or Reporter()))
 
 

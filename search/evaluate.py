@@ -30,9 +30,14 @@ class Overrides:
     epochs: int | None = None
     #: a data value (``Symbol`` / ``SymbolCall``) with any file path made absolute
     data: Any = None
+    #: the training seed (a table's runs, search/tables.py)
+    seed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "data": None if self.data is None else str(self.data)}
+        out = {"epochs": self.epochs, "data": None if self.data is None else str(self.data)}
+        if self.seed is not None:  # (absent otherwise: runs recorded before it compare equal)
+            out["train_seed"] = self.seed
+        return out
 
 
 def trial_config(graph: Any, overrides: Overrides | None = None) -> dict[str, Any]:
@@ -43,6 +48,8 @@ def trial_config(graph: Any, overrides: Overrides | None = None) -> dict[str, An
         cfg["epochs"] = overrides.epochs
     if overrides.data is not None:
         cfg["data"] = overrides.data
+    if overrides.seed is not None:
+        cfg["seed"] = overrides.seed
     return cfg
 
 

@@ -18,6 +18,7 @@ from . import curves as curves_cmd
 from . import export as export_cmd
 from . import plot as plot_cmd
 from . import report as report_cmd
+from . import tabulate as tabulate_cmd
 from . import top as top_cmd
 from ._common import Command, Group
 from ._console import err
@@ -38,6 +39,7 @@ app.command("report", cls=Command)(report_cmd.report)
 app.command("plot", cls=Command)(plot_cmd.plot)
 app.command("top", cls=Command)(top_cmd.top)
 app.command("curves", cls=Command)(curves_cmd.curves)
+app.command("tabulate", cls=Command)(tabulate_cmd.tabulate_)
 
 
 def main() -> None:

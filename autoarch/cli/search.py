@@ -104,6 +104,11 @@ def search_(
                                        help="oneshot: best candidates trained alone"),
     then: str | None = typer.Option(None, "--then",
                                     help="oneshot: the strategy that proposes what to score"),
+    replay: str | None = typer.Option(None, "--replay",
+                                      help="look every trial up in this table (autoarch "
+                                           "tabulate) instead of training it"),
+    draw: str = typer.Option("seed", "--draw",
+                             help="replay: seed (one recorded seed per trial) or mean"),
     plugin: list[str] | None = PLUGIN_OPTION,
 ) -> None:
     """Search the spec's space: train candidates and record every trial in --db."""
@@ -120,7 +125,8 @@ def search_(
                                  pruner=pruner, backend=backend, workers=workers,
                                  cpus_per_trial=cpus_per_trial,
                                  gpus_per_trial=gpus_per_trial, supernet_epochs=supernet_epochs, path_sampler=path_sampler,
-                                 evaluate=evaluate, retrain=retrain, then=then, reporter=bar)
+                                 evaluate=evaluate, retrain=retrain, then=then, replay=replay,
+                                 draw=draw, reporter=bar)
     except SearchInterrupted as e:
         bar.stop()
         _interrupted(e)
