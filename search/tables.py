@@ -149,7 +149,7 @@ def tabulate(spec: Any, *, seeds: int | list[int] = 3, db: str | Path = "table.d
             f"tabulate trains at most {limit:,}",
             hint="narrow the space (fewer choices), use fewer --seeds or --epochs, or raise "
                  "--limit")
-    if Path(db).exists():
+    if Path(db).exists() and Path(db).stat().st_size:
         _check_existing(spec, Path(db), base)
     out = TabulateResult(Path(db), n, seed_list)
     for s in seed_list:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ._common import PLUGIN_OPTION, load_spec
@@ -31,7 +33,7 @@ def tabulate_(
     from autoarch.search.engine import SearchInterrupted
     from autoarch.search.tables import tabulate
 
-    from .search import _Bar, _interrupted
+    from .search import _Bar
 
     spec = load_spec(file)
     from autoarch.search.options import objectives_of
@@ -42,8 +44,21 @@ def tabulate_(
                           backend=backend, workers=workers, limit=limit, reporter=bar)
     except SearchInterrupted as e:
         bar.stop()
-        _interrupted(e)
+        _interrupted(e, output)
     finally:
         bar.stop()
     out.print(str(result), markup=False)
     out.print(f"replay it: autoarch search {file} --replay {output}", markup=False)
+
+
+def _interrupted(e: Any, output: str) -> None:
+    """One line on how to resume (the same command), then exit 130 or 143."""
+    import shlex
+    import sys
+
+    from ._console import err
+
+    command = "autoarch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    err.print(f"interrupted ({e.signal_name}): the table {output} keeps every training that "
+              f"ended; resume with: {command}", markup=False, highlight=False)
+    raise typer.Exit(143 if e.signal_name == "SIGTERM" else 130)
