@@ -87,7 +87,8 @@ from . import search  # noqa: E402  (callable: autoarch.search(spec, ...))
 
 #: names that import torch when first used (``import autoarch`` does not)
 _LAZY = {"Dataset": ".search.data", "Trial": ".search.objective",
-         "TrialPruned": ".search.objective", "export": ".search.export"}
+         "TrialPruned": ".search.objective", "export": ".search.export",
+         "Table": ".search.tables", "tabulate": ".search.tables"}
 
 
 def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
@@ -100,7 +101,7 @@ def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
 
 __all__ = [
     "AssignmentError", "CandidateError", "CommandError", "Condition", "Dataset", "Decision",
-    "FirstDecider", "Trial", "TrialPruned", "export", "OpError", "Shape", "load_plugins", "op",
+    "FirstDecider", "Table", "Trial", "TrialPruned", "export", "tabulate", "OpError", "Shape", "load_plugins", "op",
     "FixedDecider", "Graph", "OptunaDecider", "RandomDecider", "RequireError", "ShapeError",
     "Space", "Spec", "SpecError", "SpecLimitError", "SpecNameError", "SpecSyntaxError",
     "SpecTypeError", "SpecValueError", "SpecWarning", "compile", "load", "load_model", "loads", "save_model", "search", "supernet",

@@ -34,6 +34,8 @@ _LAZY = {
     "train": ".trainer",
     "TrainingFailed": ".trainer",
     "train_supernet": ".supernet",
+    "Table": ".tables",
+    "tabulate": ".tables",
     "score_candidate": ".supernet",
 }
 

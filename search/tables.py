@@ -35,6 +35,8 @@ from typing import Any
 from ..dsl.errors import CommandError
 from .history import History, dumps, loads
 
+#: where the tables shipped with autoarch live (``Table("quickstart")`` opens one)
+BUNDLED = Path(__file__).resolve().parent / "table_data"
 #: the name of the run that holds a table's seed ``s``
 RUN_PREFIX = "tabulate-seed-"
 #: at most this many trainings (candidates x seeds) unless ``limit`` says more
@@ -242,9 +244,13 @@ class Table:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if not self.path.is_file() and (BUNDLED / f"{path}.db").is_file():
+            self.path = BUNDLED / f"{path}.db"  # a table shipped with autoarch, by name
         if not self.path.is_file():
+            shipped = ", ".join(bundled()) or "none"
             raise TableError(f"no table at {self.path}",
-                             hint="build one with autoarch tabulate x.spec -o TABLE")
+                             hint=f"build one with autoarch tabulate x.spec -o TABLE, or name "
+                                  f"a shipped one ({shipped})")
         h = History(self.path, create=False, readonly=True)
         try:
             runs = sorted((r for r in h.runs() if r["name"].startswith(RUN_PREFIX)),
@@ -327,6 +333,11 @@ class Table:
     def replay(self, draw: str = "seed") -> ReplayObjective:
         """What trains a replayed search's trials (see the module)."""
         return ReplayObjective(self, draw)
+
+
+def bundled() -> list[str]:
+    """The names of the tables shipped with autoarch (docs/tables.md)."""
+    return sorted(p.stem for p in BUNDLED.glob("*.db"))
 
 
 # ---- replaying ------------------------------------------------------------------------
