@@ -327,6 +327,12 @@ SEARCH_KEYS: dict[str, Key] = {
     "retrain": Key(_int(1, limits.MAX_TRIALS), 3, "best scored candidates trained alone"),
     "then": Key(_symbol(STRATEGIES, "strategy"), Symbol("evolution"),
                 "strategy that proposes candidates to score on the supernet"),
+    # regularized evolution (strategy = evolution, or then = evolution); other
+    # strategies ignore them. None: sized to the trial budget (docs/strategies.md)
+    "population": Key(_int(1, limits.MAX_TRIALS), None,
+                      "evolution: recent finished trials that form the population"),
+    "tournament": Key(_int(1, limits.MAX_TRIALS), None,
+                      "evolution: population members drawn for each tournament"),
 }
 
 

@@ -66,6 +66,9 @@ class TrialSeeded:
     """
 
     _trial_seed: int
+    #: salt of the per-trial seeds: samplers with different salts draw different values
+    #: from the same seed (TPE's start-up trials are not random's first trials)
+    _salt: ClassVar[str] = "optuna"
 
     def __init__(self, seed: int | None = None, **kwargs: Any):
         super().__init__(seed=seed, **kwargs)  # type: ignore[call-arg]
@@ -74,7 +77,7 @@ class TrialSeeded:
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         from optuna.samplers._lazy_random_state import LazyRandomState
 
-        rng = trial_rng(self._trial_seed, trial.number, "optuna")
+        rng = trial_rng(self._trial_seed, trial.number, self._salt)
         for owner in (self, getattr(self, "_random_sampler", None)):
             state = getattr(owner, "_rng", None)
             if isinstance(state, LazyRandomState):

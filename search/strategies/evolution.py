@@ -60,15 +60,22 @@ __all__ = ["EvolutionSampler", "make_sampler", "PARENT_ATTR", "MUTATED_ATTR"]
 PARENT_ATTR = "evolution:parent"
 #: system attr: name of the mutated parameter (None: sampled at random, or nothing to mutate)
 MUTATED_ATTR = "evolution:mutated"
+#: system attr: the mutated parameter's new value (chosen with the parent)
+VALUE_ATTR = "evolution:value"
+#: mutations tried to find a child no earlier trial already is
+_ATTEMPTS = 32
+_NONE = object()
 
 
 class _Plan:
-    __slots__ = ("parent", "params", "mutated")
+    __slots__ = ("parent", "params", "mutated", "value")
 
-    def __init__(self, parent: int | None, params: dict[str, Any] | None, mutated: str | None):
+    def __init__(self, parent: int | None, params: dict[str, Any] | None, mutated: str | None,
+                 value: Any = _NONE):
         self.parent = parent
         self.params = params
         self.mutated = mutated
+        self.value = value
 
 
 class EvolutionSampler(StatelessSampler):
@@ -128,12 +135,14 @@ class EvolutionSampler(StatelessSampler):
                 storage = study._storage
                 tid = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
                 params = storage.get_trial(tid).params
-            plan = _Plan(number, params, attrs.get(MUTATED_ATTR))
+            plan = _Plan(number, params, attrs.get(MUTATED_ATTR), attrs.get(VALUE_ATTR, _NONE))
         else:
             plan = self._choose(study, trial)
             storage = study._storage
             storage.set_trial_system_attr(trial._trial_id, PARENT_ATTR, plan.parent)
             storage.set_trial_system_attr(trial._trial_id, MUTATED_ATTR, plan.mutated)
+            if plan.value is not _NONE:
+                storage.set_trial_system_attr(trial._trial_id, VALUE_ATTR, plan.value)
         return plan
 
     def _choose(self, study: Study, trial: FrozenTrial) -> _Plan:
@@ -148,8 +157,20 @@ class EvolutionSampler(StatelessSampler):
             if sign * t.value > sign * parent.value:  # type: ignore[operator]
                 parent = t
         names = sorted(n for n, d in parent.distributions.items() if not d.single())
-        mutated = names[rng.randrange(len(names))] if names else None
-        return _Plan(parent.number, parent.params, mutated)
+        if not names:
+            return _Plan(parent.number, parent.params, None)
+        # a child that some earlier trial already is would be a wasted trial: mutate
+        # again (another decision, another value), up to _ATTEMPTS times
+        earlier = [t.params for t in study.get_trials(deepcopy=False)
+                   if t._trial_id != trial._trial_id and t.params]
+        for _ in range(_ATTEMPTS):
+            mutated = names[rng.randrange(len(names))]
+            dist = parent.distributions[mutated]
+            value = self.mutate(dist, coerce(dist, parent.params[mutated]), rng)
+            child = {**parent.params, mutated: value}
+            if not any(_within(p, child) for p in earlier):
+                break
+        return _Plan(parent.number, parent.params, mutated, value)
 
     # -- values
 
@@ -165,6 +186,8 @@ class EvolutionSampler(StatelessSampler):
         if not fits(dist, old):
             return draw_new(dist, rng, {vkey(old)})
         if param_name == plan.mutated:
+            if plan.value is not _NONE and fits(dist, plan.value):
+                return coerce(dist, plan.value)
             return self.mutate(dist, coerce(dist, old), rng)
         return coerce(dist, old)
 
@@ -199,18 +222,40 @@ class EvolutionSampler(StatelessSampler):
         return nth_value(dist, j + 1 if j >= i else j)
 
 
+def _within(params: dict[str, Any], child: dict[str, Any]) -> bool:
+    """Whether a trial with ``params`` is the candidate ``child`` leads to: each of its
+    values is the child's (then elaboration follows its path and asks nothing else)."""
+    return all(k in child and vkey(child[k]) == vkey(v) for k, v in params.items())
+
+
 def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> BaseSampler:
     """The sampler of ``strategy = evolution``.
 
-    The population is a quarter of the trial budget (``trials``, by default the
-    spec's ``search { trials = N }``),
-    at least 4 and at most 20, so that short searches still evolve; the tournament is
-    half the population, at least 2 and at most 5.
+    ``search { population = P  tournament = K }`` set the sizes. Without them, the
+    population is a quarter of the trial budget (``trials``, by default the spec's
+    ``search { trials = N }``), at least 4 and at most 20, so that short searches still
+    evolve (and at least ``tournament`` when that is given); the tournament is half the
+    population, at least 2 and at most 5. A tournament larger than a given population
+    is a SpecError at the ``tournament`` setting.
     """
     single_objective_only("evolution", n_objectives)
+    cfg = spec.search_config()
     if trials is None:
-        trials = int(spec.search_config()["trials"])
-    population = min(20, max(4, trials // 4))
-    return EvolutionSampler(seed=seed, population_size=population,
-                            tournament_size=min(5, max(2, population // 2)))
+        trials = int(cfg["trials"])
+    population, tournament = cfg.get("population"), cfg.get("tournament")
+    if population is None:
+        population = max(min(20, max(4, trials // 4)), tournament or 0)
+    if tournament is None:
+        tournament = min(5, max(2, population // 2), population)
+    if tournament > population:
+        from autoarch.dsl.errors import SpecValueError
+
+        span = next((s.value.span for s in spec.program.search.settings
+                     if s.name == "tournament"), None) if spec.program.search else None
+        raise SpecValueError(f"tournament must be at most population ({population}), got "
+                             f"{tournament}", span,
+                             hint="a tournament draws its members from the population"
+                             ).with_source(spec.source)
+    return EvolutionSampler(seed=seed, population_size=int(population),
+                            tournament_size=int(tournament))

@@ -98,6 +98,11 @@ class MCTSSampler(StatelessSampler):
         virtual_loss: count trials still running (other than the current one) as visits
             with reward 0, so that parallel workers spread out; no effect when trials run
             one at a time.
+        rave: pseudo-count ``k`` of RAVE for categorical decisions: a child's mean reward
+            is ``(sum + k * g) / (n + k)``, where ``g`` is the mean reward of that value
+            of the decision over every trial of the study (1 if none has it), and every
+            choice is scored (tried or not) by that mean plus
+            ``exploration * sqrt(ln(N + 1) / (n + 1))``. 0: plain UCT, untried first.
 
     Rewards are ranks: a COMPLETE, feasible trial gets the rank of its objective value
     among all such trials, scaled to [0, 1] (1 is best, direction-aware). PRUNED trials,
@@ -108,7 +113,8 @@ class MCTSSampler(StatelessSampler):
     _who = "MCTSSampler"
 
     def __init__(self, seed: int | None = None, *, exploration: float = math.sqrt(2),
-                 widening: tuple[float, float] = (1.0, 0.5), virtual_loss: bool = True):
+                 widening: tuple[float, float] = (1.0, 0.5), virtual_loss: bool = True,
+                 rave: float = 2.0):
         if exploration < 0:
             raise ValueError("exploration must be >= 0")
         if widening[0] <= 0 or not 0 <= widening[1] <= 1:
@@ -117,6 +123,9 @@ class MCTSSampler(StatelessSampler):
         self.exploration = float(exploration)
         self.widening = (float(widening[0]), float(widening[1]))
         self.virtual_loss = virtual_loss
+        if rave < 0:
+            raise ValueError("rave must be >= 0")
+        self.rave = float(rave)
 
     def _snapshot(self, study: Study, trial: FrozenTrial) -> _Snapshot:
         return self._per_trial(study, trial, lambda: self._new_snapshot(study, trial))
@@ -151,6 +160,8 @@ class MCTSSampler(StatelessSampler):
                     c[0] += 1
                     c[1] += reward
         allowed = {k: c for k, c in children.items() if fits(dist, c[2])}
+        if isinstance(dist, CategoricalDistribution) and self.rave > 0:
+            return self._rave(dist, allowed, self._snapshot(study, trial).rows, param_name, rng)
         if isinstance(dist, CategoricalDistribution):
             untried = [c for c in dist.choices if vkey(c) not in allowed]
             if untried:
@@ -164,6 +175,33 @@ class MCTSSampler(StatelessSampler):
             if len(allowed) < k:
                 return draw_new(dist, rng, set(allowed))
         return coerce(dist, self._uct(list(allowed.values()), rng))
+
+    def _rave(self, dist: CategoricalDistribution, children: dict[Any, list[Any]],
+              rows: list[tuple[dict[str, Any], float]], name: str, rng: random.Random) -> Any:
+        """UCT whose means are shrunk towards the value's mean reward over the whole
+        study (RAVE / all-moves-as-first): ``(sum + k * global) / (n + k)``; a value
+        never tried anywhere gets the optimistic global mean 1."""
+        glob: dict[Any, list[float]] = {}
+        for params, reward in rows:
+            if name in params:
+                g = glob.setdefault(vkey(params[name]), [0, 0.0])
+                g[0] += 1
+                g[1] += reward
+        k = self.rave
+        log_n = math.log(sum(c[0] for c in children.values()) + 1)
+        best: list[Any] = []
+        top = -math.inf
+        for value in dist.choices:
+            n, total = children[vkey(value)][:2] if vkey(value) in children else (0, 0.0)
+            g = glob.get(vkey(value))
+            prior = g[1] / g[0] if g else 1.0
+            score = ((total + k * prior) / (n + k)
+                     + self.exploration * math.sqrt(log_n / (n + 1)))
+            if score > top + 1e-12:
+                top, best = score, [value]
+            elif score >= top - 1e-12:
+                best.append(value)
+        return best[rng.randrange(len(best))] if len(best) > 1 else best[0]
 
     def _uct(self, children: list[list[Any]], rng: random.Random) -> Any:
         log_n = math.log(sum(c[0] for c in children))

@@ -18,12 +18,25 @@ from ._common import TrialSeeded
 
 
 class TPESampler(TrialSeeded, optuna.samplers.TPESampler):
-    """Optuna's TPE, seeded per trial (a resumed run continues its sequence)."""
+    """Optuna's TPE, seeded per trial (a resumed run continues its sequence).
+
+    Its per-trial seeds are salted apart from ``random``'s, so its random start-up
+    trials are not the first trials random search draws with the same seed.
+    """
+
+    _salt = "tpe"
+
+
+def startup_trials(trials: int) -> int:
+    """Random start-up trials for a budget: a tenth of it, at least 3 and at most 10."""
+    return min(10, max(3, trials // 10))
 
 
 def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> Any:
+    if trials is None:
+        trials = int(spec.search_config()["trials"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10,
-                          constant_liar=True)
+        return TPESampler(seed=seed, multivariate=True, group=True,
+                          n_startup_trials=startup_trials(trials), constant_liar=True)
