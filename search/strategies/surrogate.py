@@ -229,7 +229,7 @@ class SurrogateSampler(StatelessSampler):
 
     _who = "SurrogateSampler"
 
-    def __init__(self, pool: Any, seed: int | None = None, *, startup: int = 5,
+    def __init__(self, pool: Any, seed: int | None = None, *, startup: int = 3,
                  candidates: int = 256, prior: float = 1.0, noise: float = 0.5):
         if startup < 1:
             raise ValueError("startup must be at least 1")
@@ -328,9 +328,9 @@ class SurrogateSampler(StatelessSampler):
 
 def make_sampler(spec: Spec, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> BaseSampler:
-    """The sampler of ``strategy = surrogate``: 5 random trials (fewer for a budget
-    under 25: a fifth of it, at least 2), then Thompson sampling."""
+    """The sampler of ``strategy = surrogate``: 3 random trials (2 for a budget under
+    15), then Thompson sampling."""
     single_objective_only("surrogate", n_objectives)
     if trials is None:
         trials = int(spec.search_config()["trials"])
-    return SurrogateSampler(SpecPool(spec), seed=seed, startup=min(5, max(2, trials // 5)))
+    return SurrogateSampler(SpecPool(spec), seed=seed, startup=min(3, max(2, trials // 5)))
