@@ -177,8 +177,9 @@ def options_of(spec: Spec, *, overrides: Overrides = _NO_OVERRIDES, objective: A
             cfg[key] = check_setting("search", key, value, None, None)  # type: ignore[arg-type]
         except SpecError as e:
             message = e.message
-            if message.startswith(key):  # the flag as it is typed: --cpus-per-trial
-                message = key.replace("_", "-") + message[len(key):]
+            flag = key.replace("_", "-")  # the flag as it is typed: --cpus-per-trial
+            message = (flag + message[len(key):] if message.startswith(key)
+                       else f"{flag}: {message}")
             raise CommandError(f"--{message}", hint=e.hint) from None
     opts = Options(strategy=cfg["strategy"].name, trials=cfg["trials"],
                    objectives=objectives_of(cfg["objective"]), seed=cfg["seed"],

@@ -63,7 +63,8 @@ MODEL_FILE = "model.pt"
 
 
 def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
-              deadline: float | None = None, objective: Any = None) -> Any:
+              deadline: float | None = None, objective: Any = None,
+              train_seed: int | None = None) -> Any:
     """A Tune function trainable that trains the spec's candidates.
 
     A trial's config is either what :class:`SpecSearcher` suggests, or Tune's own
@@ -74,12 +75,15 @@ def trainable(spec: Spec, *, epochs: int | None = None, data: Any = None,
     the trainable, as does an ``autoarch.Dataset`` given as ``data``. ``objective``
     is a picklable function ``fn(model, trial)`` that trains instead of the built-in
     trainer (as ``autoarch.search(objective=fn)``; pass the same to
-    :class:`SpecSearcher`).
+    :class:`SpecSearcher`). ``train_seed`` replaces the spec's training seed (a
+    table's runs, docs/tables.md).
     """
+    import dataclasses
+
     from .objective import UserObjective
     from .options import objectives_of, overrides_of
 
-    overrides = overrides_of(epochs, data)
+    overrides = dataclasses.replace(overrides_of(epochs, data), seed=train_seed)
     if objective is not None and not isinstance(objective, UserObjective):
         objective = UserObjective(objective, objectives_of(spec.search_config()["objective"]))
     base_dir = Path(spec.filename).parent.resolve() if spec.filename else Path(".").resolve()
@@ -616,7 +620,8 @@ def run_on_tune(driver: Any, study: Any, sampler: Any) -> str | None:
     o = opts.objectives[0]
     searcher = SpecSearcher.attached(driver, study, sampler)
     train = trainable(driver.spec, epochs=opts.overrides.epochs, data=opts.overrides.data,
-                      deadline=driver.deadline, objective=opts.objective)
+                      deadline=driver.deadline, objective=opts.objective,
+                      train_seed=opts.overrides.seed)
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     epochs = int(trial_config(driver.probe, opts.overrides)["epochs"])
     storage = tempfile.mkdtemp(prefix="autoarch-tune-")

@@ -72,3 +72,27 @@ def test_ray_backend_records_failures(tmp_path, ray_session):
     conn.close()
     assert result.counted == 2 and set(states) == {"failed"}
     assert errors and all("nan" in e or "inf" in e for e in errors)
+
+
+def test_tabulate_on_ray_trains_every_candidate_per_seed_in_workers(tmp_path, ray_session):
+    """`autoarch tabulate --backend ray`: each seed's grid run trained in Ray's workers,
+    every candidate once per seed, the values those of the same seed trained here."""
+    from autoarch.search.tables import Table, tabulate
+
+    path = tmp_path / "tiny.spec"
+    path.write_text(textwrap.dedent(SPEC).lstrip().replace("constraint params <= 700", ""))
+    spec = autoarch.load(path)
+    tabulate(spec, seeds=2, db=tmp_path / "ray.db", backend="ray", workers=2)
+    tabulate(spec, seeds=[1], db=tmp_path / "here.db", backend="local")
+    conn = sqlite3.connect(tmp_path / "ray.db")
+    rows = conn.execute("SELECT r.name, t.arch_hash, t.metrics FROM trials t JOIN runs r ON "
+                        "r.id = t.run_id WHERE t.duplicate_of IS NULL AND t.state = "
+                        "'complete'").fetchall()
+    conn.close()
+    assert sorted((n, h) for n, h, _ in rows) == sorted(
+        {(n, h) for n, h, _ in rows})  # none twice
+    assert len(rows) == 2 * 6
+    assert {json.loads(m)["worker_pid"] for _, _, m in rows} - {os.getpid()}
+    ray_table, here = Table(tmp_path / "ray.db"), Table(tmp_path / "here.db")
+    for h in here.records:
+        assert ray_table.value(h, seed=1) == here.value(h, seed=1)
