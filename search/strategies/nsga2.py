@@ -16,7 +16,13 @@ from ._common import TrialSeeded
 class NSGAIISampler(TrialSeeded, optuna.samplers.NSGAIISampler):
     """Optuna's NSGA-II, seeded per trial (a resumed run continues its sequence)."""
 
+    _salt = "nsga2"
+
 
 def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
                  trials: int | None = None) -> Any:
-    return NSGAIISampler(seed=seed, population_size=20)
+    """A generation is a fifth of the trial budget, at least 6 and at most 20, so
+    that a short search has several generations."""
+    if trials is None:
+        trials = int(spec.search_config()["trials"])
+    return NSGAIISampler(seed=seed, population_size=min(20, max(6, trials // 5)))
