@@ -225,3 +225,39 @@ def test_the_cli_tabulates_and_replays_with_one_line_errors(tmp_path):
     assert bad.returncode == 1 and "not a table" in bad.stderr
     for err in (made, again, big, junk, bad):
         assert len([ln for ln in err.stderr.splitlines() if ln.startswith("error")]) <= 1
+
+
+@pytest.mark.parametrize(("name", "spec_file", "count"), [
+    ("quickstart", "quickstart.spec", 774), ("mlp_digits", "mlp_digits.spec", 504)])
+def test_the_shipped_tables_hold_their_whole_space_three_times(name, spec_file, count):
+    """Each shipped table: every candidate of its example spec (the count the docs
+    state), 3 seeds each, all complete, built from the example file as it is."""
+    from autoarch.search.tables import BUNDLED
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    db = BUNDLED / f"{name}.db"
+    runs = query(db, "SELECT name, spec_text FROM runs ORDER BY name")
+    assert [r["name"] for r in runs] == [f"tabulate-seed-{s}" for s in range(3)]
+    assert {r["spec_text"] for r in runs} == {(examples / spec_file).read_text()}
+    spec = autoarch.load(examples / spec_file)
+    assert spec.space().count() == count
+    assigned = query(db, "SELECT r.name, count(DISTINCT t.choices) AS n, "
+                         "sum(t.state = 'complete') AS ok FROM trials t JOIN runs r ON "
+                         "r.id = t.run_id GROUP BY r.name")
+    assert [(r["n"], r["ok"]) for r in assigned] == [(count, count)] * 3
+    t = Table(name)  # by name: the shipped file
+    assert t.path == db and t.seeds == [0, 1, 2]
+    assert all(len(recs) == 3 and all(r.state == "complete" for r in recs)
+               for recs in t.records.values())
+    spread = statistics.fmean(statistics.stdev(r.metrics["val_accuracy"] for r in recs)
+                              for recs in t.records.values())
+    assert spread > 0  # three seeds really trained three times
+
+
+def test_a_search_replays_a_shipped_table_by_name(tmp_path):
+    spec = autoarch.load(Path(__file__).resolve().parents[2] / "examples" / "mlp_digits.spec")
+    res = autoarch.search(spec, db=tmp_path / "r.db", strategy="tpe", trials=30,
+                          replay="mlp_digits")
+    assert res.counted == 30 and all(o.state == "complete" for o in res.outcomes)
+    best = res.best[0]["metrics"]["val_accuracy"]
+    assert best > statistics.median(Table("mlp_digits").mean_values().values())
