@@ -8,18 +8,18 @@
 
 ``impl``: ``"torch"`` is the reference (plain autograd through the formula);
 ``"fused"`` is a custom autograd function that evaluates the closed-form backward
-and reduces the coefficient gradients per group, accumulating in fp32 whatever
-the input dtype, in few whole-tensor ops (each Horner step one ``addcmul`` against a
-per-channel coefficient row, the coefficient gradients one reduction over a buffer of
-running products: about 25 ops forward and backward, 2-5x fewer than autograd through
-the formula, which at training sizes is what a CPU step costs); ``"compiled"`` is the same function through ``torch.compile``
-(about 10x the naive eager formula on 512 x 256, after a first compile of seconds
-per process and shape); ``"auto"`` picks ``"triton"`` for CUDA tensors (kernels in
-``triton_rational.py``; on a CPU they run under Triton's interpreter with
-``TRITON_INTERPRET=1``), and ``"fused"`` for CPU tensors: a search trains many
-small candidates, each with its training, evaluation and last-batch shapes, and
-compiling for each stalled the first epochs of every KAN trial (4 s of a 6 s digits
-trial); ``"compiled"`` is there to ask for by name.
+and reduces the coefficient gradients per group, accumulating in fp32 whatever the
+input dtype, in few whole-tensor ops: each Horner step is one ``addcmul`` against a
+per-channel coefficient row, the coefficient gradients one reduction over a buffer
+of running products (about 85 tensor ops forward and backward, against about 150 for
+autograd through the formula; at training sizes the op count is what a CPU step
+costs). ``"compiled"`` is the same function through ``torch.compile`` (seconds of
+compile per process and shape; there to ask for by name). ``"auto"`` picks
+``"triton"`` for CUDA tensors (kernels in ``triton_rational.py``; on a CPU they run
+under Triton's interpreter with ``TRITON_INTERPRET=1``) and ``"fused"`` for CPU
+tensors: a search trains many small candidates, each with its training, evaluation
+and last-batch shapes, and compiling for each stalled the first epochs of every KAN
+trial (4 s of a 6 s digits trial).
 """
 
 from __future__ import annotations
