@@ -25,10 +25,11 @@ from optuna.trial import TrialState
 
 import autoarch
 from autoarch import OptunaDecider
-from autoarch.search.strategies import evolution, grid, mcts
+from autoarch.search.strategies import evolution, grid, mcts, surrogate
 from autoarch.search.strategies.evolution import MUTATED_ATTR, PARENT_ATTR, EvolutionSampler
 from autoarch.search.strategies.grid import ASSIGNMENT_ATTR, GridSampler
 from autoarch.search.strategies.mcts import MCTSSampler
+from autoarch.search.strategies.surrogate import PLAN_ATTR, SpecPool, SurrogateSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -73,7 +74,15 @@ class TestEvolutionContract(BasicSamplerTestCase, SingleOnlySamplerTestCase):
         return lambda: EvolutionSampler(seed=0, population_size=3, tournament_size=2)
 
 
-@pytest.mark.parametrize("module", [mcts, evolution])
+class TestSurrogateContract(BasicSamplerTestCase, SingleOnlySamplerTestCase):
+    @pytest.fixture
+    def sampler(self):
+        # the contract's parameters are not the spec's: the plan is ignored for them
+        spec = autoarch.loads(SMALL, "g.spec")
+        return lambda: SurrogateSampler(SpecPool(spec), seed=0, startup=2)
+
+
+@pytest.mark.parametrize("module", [mcts, evolution, surrogate])
 def test_factories_refuse_several_objectives(module, small_spec):
     name = module.__name__.rsplit(".", 1)[1]
     with pytest.raises(autoarch.SpecError, match=f"strategy {name} is single-objective; use "
@@ -502,3 +511,74 @@ def test_the_strategies_are_the_modules_of_their_folder():
     for name in sorted(on_disk):
         sampler = strategies.make_sampler(name, spec, seed=0, n_objectives=1, trials=5)
         assert isinstance(sampler, optuna.samplers.BaseSampler), name
+
+
+# ---- surrogate ----------------------------------------------------------------------
+
+
+def _spec_run(spec, study, n, fresh=None, score=None):
+    for _ in range(n):
+        if fresh is not None:
+            study.sampler = fresh()
+        t = study.ask()
+        g = spec.build_with(OptunaDecider(t))
+        study.tell(t, score(g) if score else float(g.params % 97))
+
+
+def test_surrogate_continues_identically_with_new_sampler_objects(small_spec):
+    make = lambda: SurrogateSampler(SpecPool(small_spec), seed=3)  # noqa: E731
+    one = optuna.create_study(sampler=make(), direction="maximize")
+    _spec_run(small_spec, one, 25)
+    many = optuna.create_study(sampler=make(), direction="maximize")
+    _spec_run(small_spec, many, 25, fresh=make)
+    assert [t.params for t in one.trials] == [t.params for t in many.trials]
+    assert all(t.system_attrs[PLAN_ATTR] for t in one.trials[3:12])  # 12 candidates
+    # mid-trial: a new object reads the plan back
+    trial = one.ask()
+    frozen = one._storage.get_trial(trial._trial_id)
+    dist = CategoricalDistribution([8, 16])
+    assert make().sample_independent(one, frozen, "g.w", dist) == trial.suggest_categorical(
+        "g.w", [8, 16])
+
+
+def test_surrogate_proposes_no_candidate_twice_and_finds_the_best(small_spec):
+    pool = SpecPool(small_spec)
+    n = small_spec.space().count()
+    best_params = max(small_spec.build(a).params for a in small_spec.space().enumerate())
+    study = optuna.create_study(sampler=SurrogateSampler(pool, seed=0), direction="maximize")
+    _spec_run(small_spec, study, n, score=lambda g: float(g.params))
+    keys = [tuple(sorted(t.params.items(), key=str)) for t in study.trials]
+    assert len(set(keys)) == len(keys) == n  # every candidate once, then exhausted
+    early = max(t.value for t in study.trials[:8])
+    assert early == best_params  # a linear score is found quickly
+
+
+def test_surrogate_samples_a_space_too_large_to_enumerate(quickstart):
+    pool = SpecPool(quickstart, enumerate_limit=10)
+    sampler = SurrogateSampler(pool, seed=0, startup=2, candidates=16)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    _spec_run(quickstart, study, 6)
+    assert pool().enumerated is None
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    pickle.loads(pickle.dumps(sampler))  # Ray pickles the sampler
+
+
+# ---- evolution: no wasted children ----------------------------------------------------
+
+
+def test_evolution_children_are_not_earlier_trials():
+    # a flat space (no branch opens a decision to sample at random): 24 candidates
+    flat = autoarch.loads(dedent("""
+        model f(x: [8]) -> [2] {
+          h = act(linear(x, choice(4, 8, 16)), choice(relu, gelu))
+          return linear(linear(h, choice(2, 3, 5, 7)), 2)
+        }
+    """), "f.spec")
+    sampler = EvolutionSampler(seed=0, population_size=4, tournament_size=2)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    _spec_run(flat, study, 20)
+    seen = []
+    for t in study.trials:
+        if t.system_attrs.get(PARENT_ATTR) is not None:
+            assert t.params not in seen, t.number
+        seen.append(t.params)
