@@ -577,8 +577,16 @@ def test_evolution_children_are_not_earlier_trials():
     sampler = EvolutionSampler(seed=0, population_size=4, tournament_size=2)
     study = optuna.create_study(sampler=sampler, direction="maximize")
     _spec_run(flat, study, 20)
-    seen = []
+    seen: list[dict] = []
+    children = 0
     for t in study.trials:
-        if t.system_attrs.get(PARENT_ATTR) is not None:
-            assert t.params not in seen, t.number
+        parent = t.system_attrs.get(PARENT_ATTR)
+        if parent is not None:
+            p = study.trials[parent]
+            neighbours = [{**p.params, k: v} for k, d in p.distributions.items()
+                          for v in d.choices if v != p.params[k]]
+            if any(n not in seen for n in neighbours):  # (else every child is a repeat)
+                assert t.params not in seen, t.number
+                children += 1
         seen.append(t.params)
+    assert children >= 10
