@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             ms = statistics.fmean(x for r in rs for x in r.overhead) * 1e3
             cells = "".join(f"{_fmt(*summary_stats(reg[s][b])):>16}" for b in budgets)
             print(f"{s:<11}{cells}{hit:9.2f}{ms:10.2f}")
-        print(f"\npaired difference of regret to random (negative: better), "
-              f"mean ± 95% CI; * = CI excludes 0")
+        print("\npaired difference of regret to random (negative: better), "
+              "mean ± 95% CI; * = CI excludes 0")
         ref_names = ["random"] + (["smbo"] if "smbo" in strategies else [])
         for ref in ref_names:
             at = [b for b in PAIRED_AT if b in budgets]

@@ -279,7 +279,7 @@ class SurrogateSampler(StatelessSampler):
             cands, Xc = None, pool.X[idx]
         else:
             cands = []
-            for i in range(self.candidates):
+            for _ in range(self.candidates):
                 a = pool.space.sample(seed=rng.randrange(2**63))
                 if _akey(a) not in taken:
                     cands.append(a)
