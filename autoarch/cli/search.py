@@ -142,8 +142,13 @@ def search_(
               + (f" ({summary} in this session)" if summary else ""), markup=False)
     if result.best:
         out.print(best_table(result.best, result.objectives))
-        out.print(f"history: {result.db} (run {result.run}); `autoarch best {result.db} --run "
-                  f"{result.run} -o best.pt` exports the best", markup=False)
+        if replay is not None:  # looked up, not trained: no weights to export
+            out.print(f"history: {result.db} (run {result.run}, replayed from {replay}: no "
+                      f"weights); `autoarch export {result.db} --run {result.run} --format "
+                      "spec -o best.spec` writes the best as a spec to train", markup=False)
+        else:
+            out.print(f"history: {result.db} (run {result.run}); `autoarch best {result.db} "
+                      f"--run {result.run} -o best.pt` exports the best", markup=False)
     else:
         out.print("no trial completed", markup=False)
         out.print(f"history: {result.db} (run {result.run}); `autoarch history {result.db} "
