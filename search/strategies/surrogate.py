@@ -230,7 +230,8 @@ class SurrogateSampler(StatelessSampler):
     _who = "SurrogateSampler"
 
     def __init__(self, pool: Any, seed: int | None = None, *, startup: int = 3,
-                 candidates: int = 256, prior: float = 1.0, noise: float = 0.5):
+                 candidates: int = 256, prior: float = 1.0, noise: float = 0.5,
+                 explore: float = 1.0):
         if startup < 1:
             raise ValueError("startup must be at least 1")
         if candidates < 1:
@@ -243,6 +244,9 @@ class SurrogateSampler(StatelessSampler):
         self.candidates = int(candidates)
         self.prior = float(prior)
         self.noise = float(noise)
+        if explore < 0:
+            raise ValueError("explore must be >= 0")
+        self.explore = float(explore)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if len(study.directions) == 1:
@@ -293,7 +297,7 @@ class SurrogateSampler(StatelessSampler):
         L = np.linalg.cholesky(A)
         mu = np.linalg.solve(A, X.T @ y / self.noise)
         z = np.random.default_rng(rng.randrange(2**63)).standard_normal(X.shape[1])
-        w = mu + np.linalg.solve(L.T, z)  # a draw with covariance A^-1
+        w = mu + self.explore * np.linalg.solve(L.T, z)  # a draw, covariance A^-1
         scores = Xc @ w
         best = int(np.argmax(scores))
         if cands is None:

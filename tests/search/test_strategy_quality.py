@@ -1,7 +1,7 @@
 """Search quality on the shipped mlp_digits table: every strategy beats random.
 
 The lean replay loop of ``autoarch.search.strategies._replay`` (the one
-``benchmarks/bench_strategies.py`` runs): 40 search seeds x 50 trials per strategy,
+``benchmarks/bench_strategies.py`` runs): 60 search seeds x 50 trials per strategy,
 each trial told the val_accuracy of one recorded training seed. A strategy passes when
 its regret at 50 trials (best table mean minus the table mean of its incumbent) is
 below random's on the same search seeds with a one-sided paired t-test p < 0.01: not
@@ -19,7 +19,7 @@ import pytest
 from autoarch.search.strategies._replay import load_table, paired, regret, replay
 
 TABLE = Path(__file__).resolve().parents[2] / "search" / "table_data" / "mlp_digits.db"
-SEEDS, TRIALS = 40, 50
+SEEDS, TRIALS = 60, 50
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not TABLE.exists(), reason="no mlp_digits table")]
