@@ -171,7 +171,7 @@ def check_gla_cuda() -> list[str]:
             (ref * w).sum().backward()
             got = [gla(*[t.detach() for t in inputs], impl="triton")] + [t.grad for t in inputs]
             want = [ref.detach()] + [t.grad for t in ref_in]
-            for what, u, v in zip(("out", "dq", "dk", "dv", "dlog_gates"), got, want):
+            for what, u, v in zip(("out", "dq", "dk", "dv", "dlog_gates"), got, want, strict=True):
                 err = relative_error(u, v)
                 if not err < tol:
                     failures.append(f"gla n={n} {dtype} {what}: relative error {err:.2e} > "

@@ -112,7 +112,7 @@ def main() -> None:
         row = [*times[n], *warm_times[n]]
         mlp = [*times["mlp"], *warm_times["mlp"]]
         print(f"{n:20} " + " ".join(f"{v:{7 if i % 2 == 0 else 8}.3f} {v / b:6.2f}"
-                                    for i, (v, b) in enumerate(zip(row, mlp))))
+                                    for i, (v, b) in enumerate(zip(row, mlp, strict=True))))
     if "kan_rational" in names:
         trial = max(times["kan_rational"][0] / times["mlp"][0],
                     warm_times["kan_rational"][0] / warm_times["mlp"][0])

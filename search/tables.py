@@ -441,7 +441,7 @@ def _mean(recs: list[Record]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     epochs = []
     for i in range(n):
         row = dict(recs[0].epochs[i])
-        for k, v in row.items():
+        for k in list(row):
             vals = [r.epochs[i].get(k) for r in recs]
             if k not in ("epoch", "metrics") and all(isinstance(x, int | float) for x in vals):
                 row[k] = statistics.fmean(vals)
