@@ -36,7 +36,7 @@ from ..dsl.errors import SpecError
 from .evaluate import config_text, epoch_row, located_reason, model_bytes, trial_config
 from .history import INTERRUPTED, History, dumps, loads, now
 from .options import Options, SearchError
-from .results import SearchResult, TrialOutcome, best_trials, parsed
+from .results import SearchResult, TrialOutcome, best_trials, dominates, parsed
 from .run_setup import RunRecord, optuna_pruner, preflight
 from .study import StudyFiles, mark_infeasible, trial_attrs, worst_values
 
@@ -97,6 +97,10 @@ class Driver:
         self.followers: dict[int, list[_Job]] = {}
         #: the objective values of the run's complete trials (what invalid ones are told)
         self._seen: list[list[float]] | None = None
+        #: the run's trials counted (read again after a trial ends)
+        self._counted: int | None = None
+        #: whether the run's kept weights were pruned to its best since it (re)started
+        self._weights_pruned = False
 
     # -- setup
     def begin(self, stack: contextlib.ExitStack) -> tuple[Any, Any]:
@@ -163,7 +167,15 @@ class Driver:
         the budget."""
         assert self.history is not None and self.run_id is not None
         waiting = sum(len(f) for f in self.followers.values())
-        return self.history.counted(self.run_id) + busy + waiting >= self.opts.trials
+        return self.counted() + busy + waiting >= self.opts.trials
+
+    def counted(self) -> int:
+        """The run's trials that ran to their end (the history's count, kept between
+        the trials' ends)."""
+        assert self.history is not None and self.run_id is not None
+        if self._counted is None:
+            self._counted = self.history.counted(self.run_id)
+        return self._counted
 
     def should_stop(self, study: Any, sampler: Any) -> str | None:
         """Why no more trials may start: "timeout", or the sampler exhausted; else None."""
@@ -179,6 +191,7 @@ class Driver:
         duplicates of finished trials are recorded on the way; a candidate whose twin
         is training now waits for it (None) and is recorded as its duplicate."""
         item = self._propose(study)
+        self.files.flush()  # the trial's parameters and attributes, before it trains
         if isinstance(item, TrialOutcome):
             self._done(item)
             return None
@@ -205,7 +218,8 @@ class Driver:
         assert self.history is not None and self.run_id is not None
         self.outcomes.append(outcome)
         self.streak = self.streak + 1 if outcome.state == "invalid" else 0
-        self.reporter.trial(outcome, self.history.counted(self.run_id), self._best_value())
+        self._counted = None  # (a trial ended)
+        self.reporter.trial(outcome, self.counted(), self._best_value())
         if self.streak >= MAX_INVALID_STREAK:
             raise SearchError(f"{self.streak} proposals in a row were invalid; the "
                               "constraints leave too little to search",
@@ -313,6 +327,7 @@ class Driver:
 
         assert self.history is not None
         self.history.finish_trial(job.trial_id, "failed", error=why)
+        self._counted = None
         study.tell(job.trial, state=TrialState.FAIL)
         job.out.state, job.out.error = "failed", why
         job.out.duration_s = time.monotonic() - job.t0
@@ -344,8 +359,9 @@ class Driver:
                 study.tell(trial, state=TrialState.FAIL)
             else:
                 out.state, out.objective = "complete", values
-                h.finish_trial(tid, "complete", metrics=out.metrics, objective=values)
-                self._keep_weights(tid, model, job.graph, job.cfg)
+                with h.transaction():  # the result and the weights kept: one commit
+                    h.finish_trial(tid, "complete", metrics=out.metrics, objective=values)
+                    self._keep_weights(tid, model, job.graph, job.cfg)
                 self._seen_values().append(values)
                 study.tell(trial, values)
         out.duration_s = time.monotonic() - job.t0
@@ -424,13 +440,37 @@ class Driver:
 
     def _keep_weights(self, trial_id: int, model: Any, graph: Graph,
                       cfg: Mapping[str, Any]) -> None:
+        """A trial completed (recorded, not a duplicate): the run's best, its weights
+        kept if it is among them, and the weights of trials no longer best deleted."""
         h = self.history
         assert h is not None and self.run_id is not None
-        self._best = best_trials(h, self.run_id, self.opts.objectives)
+        before = None if self._best is None else {r["id"] for r in self._best}
+        if self._best is None or not self._weights_pruned:
+            self._best = best_trials(h, self.run_id, self.opts.objectives)
+        else:  # the best of the rows before, and this one: no scan of the run's trials
+            self._best = best_trials_with(self._best, h.trial(trial_id), self.opts.objectives)
         best = {r["id"] for r in self._best}
         if trial_id in best and model is not None:
             data = model if isinstance(model, bytes) else model_bytes(
                 model, self.spec, graph.choices, cfg["seed"])
             h.save_weights(trial_id, self.run_id, data)
-        h.keep_weights(self.run_id, best)
+        if best != before or not self._weights_pruned:
+            h.keep_weights(self.run_id, best)
+            self._weights_pruned = True
 
+
+def best_trials_with(best: list[dict[str, Any]], row: dict[str, Any],
+                     objectives: list[Any]) -> list[dict[str, Any]]:
+    """:func:`~autoarch.search.results.best_trials` of the rows that gave ``best`` and
+    one more complete row: the same as scanning them all, since a row that was not
+    best (dominated, or beaten) stays so. Ties: earliest first, as there."""
+    rows = sorted([*best, row], key=lambda r: r["number"])
+    vals = {r["id"]: loads(r["objective"]) for r in rows}
+    if len(objectives) == 1:
+        o, top = objectives[0], rows[0]
+        for r in rows[1:]:
+            if o.better(vals[r["id"]][0], vals[top["id"]][0]):
+                top = r
+        return [top]
+    return [r for r in rows if not any(dominates(objectives, vals[s["id"]], vals[r["id"]])
+                                       for s in rows)]

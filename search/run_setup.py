@@ -154,8 +154,10 @@ class RunRecord:
         :class:`SearchInterrupted`), any other error marks it failed; the history is
         closed, and journals are removed again when no run was recorded."""
         terminate = on_sigterm()
+        ok = False
         try:
             yield
+            ok = True
         except KeyboardInterrupt as e:
             if self.id is not None:
                 self.history.update_run(self.id, status="interrupted")
@@ -168,7 +170,13 @@ class RunRecord:
         finally:
             if terminate is not None:
                 signal.signal(signal.SIGTERM, terminate)
-            self.history.close(discard_if_unused=True)
+            try:
+                files.close()  # the journal's last lines
+            except OSError:
+                if ok:  # (else the run's own error says more; a resume mends the journal)
+                    raise
+            finally:
+                self.history.close(discard_if_unused=True)
             if self.id is None:  # nothing was recorded
                 for path in files.created:
                     path.unlink(missing_ok=True)
