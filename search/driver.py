@@ -36,7 +36,7 @@ from ..dsl.errors import SpecError
 from .evaluate import config_text, epoch_row, located_reason, model_bytes, trial_config
 from .history import INTERRUPTED, History, dumps, loads, now
 from .options import Options, SearchError
-from .results import SearchResult, TrialOutcome, best_trials, dominates, parsed
+from .results import SearchResult, TrialOutcome, best_of, best_trials, parsed
 from .run_setup import RunRecord, optuna_pruner, preflight
 from .study import StudyFiles, mark_infeasible, trial_attrs, worst_values
 
@@ -464,13 +464,4 @@ def best_trials_with(best: list[dict[str, Any]], row: dict[str, Any],
     """:func:`~autoarch.search.results.best_trials` of the rows that gave ``best`` and
     one more complete row: the same as scanning them all, since a row that was not
     best (dominated, or beaten) stays so. Ties: earliest first, as there."""
-    rows = sorted([*best, row], key=lambda r: r["number"])
-    vals = {r["id"]: loads(r["objective"]) for r in rows}
-    if len(objectives) == 1:
-        o, top = objectives[0], rows[0]
-        for r in rows[1:]:
-            if o.better(vals[r["id"]][0], vals[top["id"]][0]):
-                top = r
-        return [top]
-    return [r for r in rows if not any(dominates(objectives, vals[s["id"]], vals[r["id"]])
-                                       for s in rows)]
+    return best_of(sorted([*best, row], key=lambda r: r["number"]), objectives)

@@ -57,7 +57,13 @@ def parsed(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def best_trials(h: History, run_id: int, objectives: list[Objective]) -> list[dict[str, Any]]:
     """The run's best complete trial, or its Pareto front (ties: earliest first)."""
-    rows = [r for r in h.trials(run_id, ["complete"]) if r["duplicate_of"] is None]
+    return best_of([r for r in h.trials(run_id, ["complete"]) if r["duplicate_of"] is None],
+                   objectives)
+
+
+def best_of(rows: list[dict[str, Any]], objectives: list[Objective]) -> list[dict[str, Any]]:
+    """The best of complete trial rows (in trial order), or their Pareto front (ties:
+    earliest first)."""
     if not rows:
         return []
     vals = {r["id"]: loads(r["objective"]) for r in rows}
