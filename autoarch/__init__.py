@@ -88,7 +88,7 @@ from . import search  # noqa: E402  (callable: autoarch.search(spec, ...))
 #: names that import torch when first used (``import autoarch`` does not)
 _LAZY = {"Dataset": ".search.data", "Trial": ".search.objective",
          "TrialPruned": ".search.objective", "export": ".search.export",
-         "Table": ".search.tables", "tabulate": ".search.tables"}
+         "Table": ".search.tables", "tabulate": ".search.tabulate"}
 
 
 def __getattr__(name: str):  # noqa: ANN202 - module attribute hook

@@ -35,7 +35,7 @@ _LAZY = {
     "TrainingFailed": ".trainer",
     "train_supernet": ".supernet",
     "Table": ".tables",
-    "tabulate": ".tables",
+    "tabulate": ".tabulate",
     "score_candidate": ".supernet",
 }
 

@@ -31,7 +31,7 @@ def tabulate_(
     A search replays it with `autoarch search x.spec --replay TABLE` (docs/tables.md).
     """
     from autoarch.search.engine import SearchInterrupted
-    from autoarch.search.tables import tabulate
+    from autoarch.search.tabulate import tabulate
 
     from .search import _Bar
 

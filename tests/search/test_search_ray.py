@@ -77,7 +77,8 @@ def test_ray_backend_records_failures(tmp_path, ray_session):
 def test_tabulate_on_ray_trains_every_candidate_per_seed_in_workers(tmp_path, ray_session):
     """`autoarch tabulate --backend ray`: each seed's grid run trained in Ray's workers,
     every candidate once per seed, the values those of the same seed trained here."""
-    from autoarch.search.tables import Table, tabulate
+    from autoarch.search.tables import Table
+    from autoarch.search.tabulate import tabulate
 
     path = tmp_path / "tiny.spec"
     path.write_text(textwrap.dedent(SPEC).lstrip().replace("constraint params <= 700", ""))

@@ -16,7 +16,8 @@ import pytest
 from search_testing import cli, env, query, run_cli
 
 import autoarch
-from autoarch.search.tables import Table, TableError, tabulate
+from autoarch.search.tables import Table, TableError
+from autoarch.search.tabulate import tabulate
 
 #: 4 candidates: 2 widths x 2 activations
 TINY = """model tiny(x: [64]) -> [10] {
