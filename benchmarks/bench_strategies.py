@@ -1,18 +1,21 @@
 """Strategy benchmark: every search strategy replayed on the shipped tabular benchmarks.
 
 For each table under ``search/table_data/`` (every candidate of a small space trained
-with 3 seeds) and each strategy, ``--seeds`` searches of ``--trials`` trials are
-replayed in memory (``autoarch.search.strategies._replay``): the strategy's sampler
-from ``make_sampler``, each trial elaborated as the driver does, its value the
+with 3 seeds), each strategy and each budget (10, 25, 50 and 100 trials, up to
+``--trials``), ``--seeds`` searches of that many trials are replayed in memory
+(``autoarch.search.strategies._replay``), each told its budget as
+``search { trials = N }`` tells a real run (strategies size their start-up and
+populations by it): the strategy's sampler from ``make_sampler``, each trial elaborated as the driver does, its value the
 table's ``val_accuracy`` of ONE recorded training seed drawn per (search seed, trial
 number) (noisy, as a real run sees), a re-proposed candidate told its first value.
 
 Printed per table and strategy:
 
 - **regret** at 10, 25, 50 and 100 trials: the best table mean minus the table mean
-  (over the 3 training seeds) of the incumbent, the candidate with the best
-  *observed* value so far; mean over search seeds with a 95% t interval;
-- **top-1%**: the fraction of runs whose *evaluated set* after the budget contains
+  (over the 3 training seeds) of the incumbent at the end of a search of that budget,
+  the candidate with the best *observed* value; mean over search seeds with a 95% t
+  interval;
+- **top-1%**: the fraction of runs of the largest budget whose *evaluated set* contains
   one of the space's top-1% candidates by table mean (``ceil(0.01 * n)`` of them);
 - **overhead**: ms per trial of ask + elaborate + tell (no training);
 - the **paired difference to random** (same search seeds) at 25 and 50 trials with its
@@ -142,19 +145,23 @@ def _data(path: str) -> Any:
     return _DATA[path]
 
 
-def _job(args: tuple[str, str, list[int], int]) -> list[tuple[int, list[Any], list[float]]]:
-    path, strategy, seeds, trials = args
+def _job(args: tuple[str, str, list[int], list[int]]
+         ) -> list[tuple[int, int, list[Any], list[float]]]:
+    """Each seed's search at each budget: a search told its budget, as a user runs it."""
+    path, strategy, seeds, budgets = args
     from autoarch.search.strategies._replay import replay
 
     data = _data(path)
     out = []
     for s in seeds:
-        if strategy == "smbo":
-            run = replay(data, "smbo", seed=s, trials=trials,
-                         make=lambda spec, seed, trials: SMBOSampler(spec, seed=seed))
-        else:
-            run = replay(data, strategy, seed=s, trials=trials)
-        out.append((s, list(zip(run.hashes, run.observed, strict=True)), run.overhead))
+        for b in budgets:
+            if strategy == "smbo":
+                run = replay(data, "smbo", seed=s, trials=b,
+                             make=lambda spec, seed, trials: SMBOSampler(spec, seed=seed))
+            else:
+                run = replay(data, strategy, seed=s, trials=b)
+            out.append((s, b, list(zip(run.hashes, run.observed, strict=True)),
+                        run.overhead))
     return out
 
 
@@ -191,20 +198,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no table in {TABLES}")
         return 1
     budgets = [b for b in BUDGETS if b <= args.trials] or [args.trials]
-    print(f"strategies on tabular benchmarks: {args.seeds} search seeds x {args.trials} "
-          f"trials, {args.workers} processes")
+    print(f"strategies on tabular benchmarks: {args.seeds} search seeds x budgets "
+          f"{', '.join(map(str, budgets))} trials (each budget its own search, told its "
+          f"budget), {args.workers} processes")
     print("grid is left out: it enumerates the space in a fixed order (no search).")
     print("value of a trial: val_accuracy of ONE recorded training seed drawn per (search "
           "seed, trial); a duplicate gets its first value.")
-    print("regret = best table mean - table mean of the incumbent (best observed so far), "
-          "in accuracy points, mean ± 95% CI.")
+    print("regret@N = best table mean - table mean of the incumbent (best observed) at the "
+          "end of an N-trial search, in accuracy points, mean ± 95% CI.")
     print("top-1% = fraction of runs whose evaluated set (after the full budget) holds one "
           "of the space's top-1% candidates by table mean.")
     print("overhead = ms per trial of ask + elaborate + tell.\n")
     t_start = time.perf_counter()
     seeds = list(range(args.seeds))
     chunk = max(1, math.ceil(len(seeds) / (4 * args.workers)))
-    jobs = [(str(p), s, seeds[i:i + chunk], args.trials)
+    jobs = [(str(p), s, seeds[i:i + chunk], budgets)
             for p in paths for s in strategies for i in range(0, len(seeds), chunk)]
     ctx = mp.get_context("fork" if sys.platform != "win32" else "spawn")
     if args.workers > 1:
@@ -212,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             results = pool.map(_job, jobs, chunksize=1)
     else:
         results = [_job(j) for j in jobs]
-    runs: dict[tuple[str, str], dict[int, ReplayRun]] = {}
+    runs: dict[tuple[str, str, int], dict[int, ReplayRun]] = {}
     for job, res in zip(jobs, results, strict=True):
-        for s, rows, overhead in res:
-            runs.setdefault((job[0], job[1]), {})[s] = ReplayRun(
+        for s, b, rows, overhead in res:
+            runs.setdefault((job[0], job[1], b), {})[s] = ReplayRun(
                 job[1], s, [h for h, _ in rows], [v for _, v in rows], overhead)
 
     for p in paths:
@@ -227,10 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'strategy':<11}{head}{'top-1%':>9}{'ms/trial':>10}")
         reg: dict[str, dict[int, list[float]]] = {}
         for s in strategies:
-            rs = [runs[(str(p), s)][i] for i in seeds]
-            reg[s] = {b: [regret(data, r, b) for r in rs] for b in budgets}
-            hit = statistics.fmean(1.0 if top & set(r.hashes[:args.trials]) else 0.0
-                                   for r in rs)
+            reg[s] = {b: [regret(data, runs[(str(p), s, b)][i], b) for i in seeds]
+                      for b in budgets}
+            rs = [runs[(str(p), s, budgets[-1])][i] for i in seeds]
+            hit = statistics.fmean(1.0 if top & set(r.hashes) else 0.0 for r in rs)
             ms = statistics.fmean(x for r in rs for x in r.overhead) * 1e3
             cells = "".join(f"{_fmt(*summary_stats(reg[s][b])):>16}" for b in budgets)
             print(f"{s:<11}{cells}{hit:9.2f}{ms:10.2f}")

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 
 from ._common import TrialSeeded
+from ._fresh import FreshSampler
 
 
 class NSGAIISampler(TrialSeeded, optuna.samplers.NSGAIISampler):
@@ -25,4 +26,5 @@ def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
     that a short search has several generations."""
     if trials is None:
         trials = int(spec.search_config()["trials"])
-    return NSGAIISampler(seed=seed, population_size=min(20, max(6, trials // 5)))
+    inner = NSGAIISampler(seed=seed, population_size=min(20, max(6, trials // 5)))
+    return FreshSampler(inner, spec, seed=inner._trial_seed)

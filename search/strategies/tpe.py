@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 
 from ._common import TrialSeeded
+from ._fresh import FreshSampler
 
 
 class TPESampler(TrialSeeded, optuna.samplers.TPESampler):
@@ -38,5 +39,6 @@ def make_sampler(spec: Any, *, seed: int | None, n_objectives: int,
         trials = int(spec.search_config()["trials"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return TPESampler(seed=seed, multivariate=True, group=True,
-                          n_startup_trials=startup_trials(trials), constant_liar=True)
+        inner = TPESampler(seed=seed, multivariate=True, group=True,
+                           n_startup_trials=startup_trials(trials), constant_liar=True)
+    return FreshSampler(inner, spec, seed=inner._trial_seed)
