@@ -81,7 +81,7 @@ def test_unknown_setting_suggests_the_new_ones():
 def test_tpe_start_up_follows_the_budget_and_differs_from_random():
     assert [tpe.startup_trials(n) for n in (5, 25, 50, 100, 1000)] == [3, 3, 5, 10, 10]
     spec = spec_with("trials = 50")
-    assert tpe.make_sampler(spec, seed=0, n_objectives=1)._n_startup_trials == 5
+    assert tpe.make_sampler(spec, seed=0, n_objectives=1).inner._n_startup_trials == 5
 
     def first(sampler, n=5):
         study = optuna.create_study(sampler=sampler, direction="maximize")
@@ -99,5 +99,5 @@ def test_tpe_start_up_follows_the_budget_and_differs_from_random():
 
 def test_nsga2_generation_follows_the_budget():
     sizes = [nsga2.make_sampler(spec_with(""), seed=0, n_objectives=2, trials=n)
-             ._population_size for n in (10, 50, 1000)]
+             .inner._population_size for n in (10, 50, 1000)]
     assert sizes == [6, 10, 20]
