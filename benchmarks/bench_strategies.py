@@ -34,16 +34,22 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from optuna.trial import TrialState
+# one BLAS thread per process: the worker processes already fill the cores, and the
+# surrogates' small matrix products only lose time to threads fighting over them
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from autoarch.search.strategies._common import (
+import numpy as np  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from autoarch.search.strategies._common import (  # noqa: E402
     StatelessSampler,
     coerce,
     fits,
