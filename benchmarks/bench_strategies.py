@@ -24,6 +24,11 @@ Printed per table and strategy:
 Two references: ``random``, and ``smbo``, a simple surrogate baseline defined in this
 file (ridge regression on one-hot decisions, 256 random candidates of the space scored
 per proposal, 10% random proposals). ``grid`` enumerates in order and is left out.
+A third line, ``top-N``, is no strategy: the regret when the N trials are the space's
+N best candidates by table mean, each told one recorded seed. With seed noise as
+large as the gaps at the top of a space, the incumbent (picked by one noisy value per
+candidate) is often not the best of what was evaluated, so this is about the least
+regret a search that evaluates that many good candidates can expect.
 
 Run: ``python benchmarks/bench_strategies.py [--seeds 100] [--trials 100]
 [--strategies random,tpe,...] [--tables mlp_digits,quickstart] [--workers 2]``
@@ -174,6 +179,23 @@ def _job(args: tuple[str, str, list[int], list[int]]
 # ---- report ----------------------------------------------------------------------------
 
 
+def _top_n(data: Any, budget: int, seeds: list[int]) -> list[float]:
+    """Regret when a search's trials are the space's ``budget`` best candidates by table
+    mean, each told one recorded seed drawn as the replay draws it: what evaluating the
+    very best candidates gives when the incumbent is picked by one noisy value each."""
+    from autoarch.search.strategies._replay import ReplayRun, regret
+
+    best = sorted(data.means, key=lambda h: -data.means[h])[:budget]
+    out = []
+    for s in seeds:
+        observed = []
+        for number, h in enumerate(best):
+            recs = [v for v in data.values[h] if v is not None]
+            observed.append(recs[trial_rng(s, number, "replay").randrange(len(recs))])
+        out.append(regret(data, ReplayRun("top-n", s, best, observed, []), budget))
+    return out
+
+
 def _fmt(mean: float, half: float, scale: float = 100.0) -> str:
     return f"{mean * scale:5.2f} ± {half * scale:4.2f}"
 
@@ -248,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             ms = statistics.fmean(x for r in rs for x in r.overhead) * 1e3
             cells = "".join(f"{_fmt(*summary_stats(reg[s][b])):>16}" for b in budgets)
             print(f"{s:<11}{cells}{hit:9.2f}{ms:10.2f}")
+        cells = "".join(f"{_fmt(*summary_stats(_top_n(data, b, seeds))):>16}" for b in budgets)
+        print(f"{'top-N':<11}{cells}   (reference: the N trials are the N best candidates)")
         print("\npaired difference of regret to random (negative: better), "
               "mean ± 95% CI; * = CI excludes 0")
         ref_names = ["random"] + (["smbo"] if "smbo" in strategies else [])
