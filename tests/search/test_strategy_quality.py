@@ -38,7 +38,7 @@ def _regrets(strategy: str) -> tuple[float, ...]:
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-@pytest.mark.parametrize("strategy", ["tpe", "mcts", "evolution", "surrogate"])
+@pytest.mark.parametrize("strategy", ["tpe", "mcts", "evolution", "surrogate", "nsga2"])
 def test_strategy_beats_random_at_50_trials(strategy):
     ours, rand = list(_regrets(strategy)), list(_regrets("random"))
     mean, half, p = paired(ours, rand)
