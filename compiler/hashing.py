@@ -41,23 +41,37 @@ def wl_hash(nodes: list[dict[str, Any]], edges: list[tuple[int, int, int]],
 
 def hash_labels(labels: list[bytes], op_names: list[str], edges: list[tuple[int, int, int]],
                 rounds: int = ROUNDS) -> str:
-    """Weisfeiler-Lehman rounds from starting labels (fixed-size digests)."""
+    """Weisfeiler-Lehman rounds from starting labels (fixed-size digests).
+
+    A node's new label digests its label, ``<``, its inputs' labels each after its
+    argument position (one byte, 0 for a commutative op), sorted, ``>``, and its
+    consumers' labels, sorted. (Run once per proposal in a search: one join and one
+    digest per node and round, no sort of a single item.)
+    """
     n = len(labels)
-    preds: list[list[bytes]] = [[] for _ in range(n)]
-    succs: list[list[int]] = [[] for _ in range(n)]
-    pred_ids: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    ins: list[list[tuple[bytes, int]]] = [[] for _ in range(n)]
+    outs: list[list[int]] = [[] for _ in range(n)]
     for u, v, pos in edges:
-        pred_ids[v].append((0 if _commutative(op_names[v]) else pos, u))
-        succs[u].append(v)
+        ins[v].append((bytes((0 if _commutative(op_names[v]) else pos,)), u))
+        outs[u].append(v)
+    blake2b = hashlib.blake2b
     seen = list(labels)
     for _ in range(rounds):
+        new = []
         for i in range(n):
-            preds[i] = sorted(bytes((p,)) + labels[u] for p, u in pred_ids[i])
-        labels = [
-            _digest(b"".join((labels[i], b"<", *preds[i], b">",
-                              *sorted(labels[v] for v in succs[i]))))
-            for i in range(n)
-        ]
+            parts = [labels[i], b"<"]
+            into, out = ins[i], outs[i]
+            if len(into) == 1:
+                parts.append(into[0][0] + labels[into[0][1]])
+            elif into:
+                parts.extend(sorted([p + labels[u] for p, u in into]))
+            parts.append(b">")
+            if len(out) == 1:
+                parts.append(labels[out[0]])
+            elif out:
+                parts.extend(sorted([labels[v] for v in out]))
+            new.append(blake2b(b"".join(parts), digest_size=_SIZE).digest())
+        labels = new
         seen.extend(labels)
     return hashlib.blake2b(b"".join(sorted(seen)), digest_size=12).hexdigest()
 
