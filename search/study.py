@@ -4,8 +4,10 @@ The SQLite history is the source of truth; the study (an Optuna journal file
 beside the database, ``<db>.optuna.log``) is what the samplers read. When a run
 resumes, the study is made to agree with the history:
 
-- a trial the study still holds ``RUNNING`` is told what the history recorded
-  (a kill between the history write and the journal write leaves exactly that);
+- a trial the study still holds ``RUNNING`` is told what the history recorded,
+  with the parameters, attributes and curve the journal lacks (a kill between the
+  history write and the journal write leaves exactly that: the journal's last
+  lines are written behind);
 - a journal that is missing, unreadable (emptied, cut mid-line, not a journal) or
   that disagrees with the history in a way a tell cannot mend is **rebuilt from the
   history**: every recorded trial is added again under its own number (gaps
@@ -80,10 +82,16 @@ _NUMBERING_OPS = (0, 1, 4)  # CREATE_STUDY, DELETE_STUDY, CREATE_TRIAL
 _SET_STATE_OP = 6
 
 
+#: a journal line as Optuna's file backend writes it (one encoder for every line)
+_line = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _finishes(log: Mapping[str, Any]) -> bool:
+    if log["op_code"] != _SET_STATE_OP:
+        return False
     from optuna.trial import TrialState
 
-    return log["op_code"] == _SET_STATE_OP and TrialState(log["state"]).is_finished()
+    return TrialState(log["state"]).is_finished()
 
 
 class JournalFile:
@@ -149,8 +157,7 @@ class JournalFile:
                 self._flush(locked)
 
     def _flush(self, locked: bool) -> None:
-        data = "".join(json.dumps(log, separators=(",", ":")) + "\n"
-                       for log in self._pending).encode("utf-8")
+        data = "".join([_line(log) + "\n" for log in self._pending]).encode("utf-8")
         if not locked:
             start, end = self._append(data)
             if start == self._end:
@@ -349,17 +356,52 @@ def resume_study(files: StudyFiles, history: History, run: Mapping[str, Any], sp
     storage = files.open(path)
     name = run["study_name"]
     rows = {r["number"]: r for r in history.trials(run["id"])}
+    recorded = _Recorded(history, spec, rows, len(objectives), watch)
     study = None
     if name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, **_load_args(kwargs))
-        if _mend(study, rows, objectives):
+        if _mend(study, rows, objectives, recorded):
             return study, path.name
         files.notes.append(f"the Optuna study {name} disagreed with the history; rebuilt it "
                            "from the history")
         optuna.delete_study(study_name=name, storage=storage)
     study = optuna.create_study(study_name=name, storage=storage, **kwargs)
-    _rebuild(study, history, rows, spec, objectives, watch)
+    _rebuild(study, rows, objectives, recorded)
     return study, path.name
+
+
+class _Recorded:
+    """What the history holds of a run's trials, as a study holds it: parameters and
+    distributions, user attributes, curve (what a rebuilt trial is made of, and what a
+    mended one is given where its journal lacks it)."""
+
+    def __init__(self, history: History, spec: Any, rows: Mapping[int, Mapping[str, Any]],
+                 n_objectives: int, watch: str):
+        self.history, self.spec, self.rows = history, spec, rows
+        self.n_objectives, self.watch = n_objectives, watch
+        self._memory: dict[str, int] | None = None
+
+    def params(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return replay(self.spec, loads(row["choices"]) or {})
+
+    def attrs(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        if self._memory is None:
+            self._memory = self.history.memory_of_candidates()
+        return row_attrs(row, self._memory.get(row["arch_hash"]))
+
+    def steps(self, row: Mapping[str, Any]) -> dict[int, float]:
+        """The trial's curve: the watched metric by epoch (a duplicate's is the earlier
+        trial's; Optuna keeps curves of one objective)."""
+        steps: dict[int, float] = {}
+        if self.n_objectives == 1 and row["state"] in ("complete", "pruned"):
+            source = row["id"]
+            if row["duplicate_of"] is not None:  # its epochs are the earlier trial's
+                source = self.rows.get(row["duplicate_of"], row)["id"]
+            for ep in self.history.epochs(source):
+                v = ep.get(self.watch)
+                if v is not None and math.isfinite(v):
+                    steps[int(ep["epoch"])] = float(v)
+        return steps
 
 
 def _load_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -389,8 +431,10 @@ def _same(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
                                     for x, y in zip(a, b, strict=True))
 
 
-def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequence[Any]) -> bool:
-    """Tell trials the study holds running; False when only a rebuild can make it agree."""
+def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequence[Any],
+          recorded: _Recorded) -> bool:
+    """Tell trials the study holds running (given first what the journal lacks of them);
+    False when only a rebuild can make it agree."""
     from optuna.trial import TrialState
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -410,6 +454,7 @@ def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequenc
         if row["state"] == "complete":
             seen.append(values)  # type: ignore[arg-type]
         if t.state == TrialState.RUNNING:
+            _complete(study, t, row, recorded)
             if row["state"] == "invalid":
                 mark_infeasible(study, t._trial_id)
             if state == TrialState.COMPLETE:
@@ -424,6 +469,22 @@ def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequenc
         elif t.state != state or (state == TrialState.COMPLETE and not _same(t.values, values)):
             return False
     return True
+
+
+def _complete(study: Any, t: Any, row: Mapping[str, Any], recorded: _Recorded) -> None:
+    """Give a running trial the parameters, user attributes and curve its row has and
+    the journal lacks (lines a kill kept from the file)."""
+    storage, tid = study._storage, t._trial_id
+    params, dists = recorded.params(row)
+    for name, value in params.items():
+        if name not in t.params:
+            storage.set_trial_param(tid, name, dists[name].to_internal_repr(value), dists[name])
+    for key, value in recorded.attrs(row).items():
+        if key not in t.user_attrs:
+            storage.set_trial_user_attr(tid, key, value)
+    for step, value in recorded.steps(row).items():
+        if step not in t.intermediate_values:
+            storage.set_trial_intermediate_value(tid, step, value)
 
 
 def replay(spec: Any, choices: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -447,14 +508,13 @@ def replay(spec: Any, choices: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     return params, dict(trial.distributions)
 
 
-def _rebuild(study: Any, history: History, rows: Mapping[int, Mapping[str, Any]], spec: Any,
-             objectives: Sequence[Any], watch: str) -> None:
+def _rebuild(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequence[Any],
+             recorded: _Recorded) -> None:
     import optuna
     from optuna.trial import TrialState
 
     top = max(rows, default=-1)
     seen: list[list[float]] = []
-    memory = history.memory_of_candidates()
     for number in range(top + 1):
         row = rows.get(number)
         if row is None or row["state"] == "running":
@@ -463,21 +523,12 @@ def _rebuild(study: Any, history: History, rows: Mapping[int, Mapping[str, Any]]
         state, values = _expected(row, seen, objectives)
         if row["state"] == "complete":
             seen.append(values)  # type: ignore[arg-type]
-        params, dists = replay(spec, loads(row["choices"]) or {})
+        params, dists = recorded.params(row)
         attrs = {INVALID_KEY: 1.0, CONSTRAINTS_KEY: [1.0]} if row["state"] == "invalid" else {}
-        steps = {}
-        if len(objectives) == 1 and row["state"] in ("complete", "pruned"):
-            source = row["id"]
-            if row["duplicate_of"] is not None:  # its epochs are the earlier trial's
-                source = rows.get(row["duplicate_of"], row)["id"]
-            for ep in history.epochs(source):
-                v = ep.get(watch)
-                if v is not None and math.isfinite(v):
-                    steps[int(ep["epoch"])] = float(v)
         study.add_trial(optuna.trial.create_trial(
             state=state, values=values, params=params, distributions=dists,
-            system_attrs=attrs, intermediate_values=steps,
-            user_attrs=row_attrs(row, memory.get(row["arch_hash"]))))
+            system_attrs=attrs, intermediate_values=recorded.steps(row),
+            user_attrs=recorded.attrs(row)))
 
 
 def row_attrs(row: Mapping[str, Any], memory: int | None) -> dict[str, Any]:
