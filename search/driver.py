@@ -24,7 +24,7 @@ import math
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from ..compiler.settings import COST_METRICS, EPOCH_METRICS
 from ..compiler.spec import Spec, to_jsonable
 from ..dsl.errors import SpecError
 from .evaluate import config_text, epoch_row, located_reason, model_bytes, trial_config
-from .history import INTERRUPTED, History, dumps, loads, now
+from .history import INTERRUPTED, History, counts, dumps, loads, now
 from .options import Options, SearchError
 from .results import SearchResult, TrialOutcome, best_of, best_trials, parsed
 from .run_setup import RunRecord, optuna_pruner, preflight
@@ -72,6 +72,10 @@ class _Job:
     key: tuple[str, str] = ("", "")
     #: the user's objective function that trains it (None: the built-in trainer)
     objective: Any = None
+    #: epoch rows recorded with the trial's end, in its commit: its last epoch (the
+    #: others are written as they end, for all to see), or all that an executor
+    #: hands back at the end
+    unwritten: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Driver:
@@ -97,7 +101,7 @@ class Driver:
         self.followers: dict[int, list[_Job]] = {}
         #: the objective values of the run's complete trials (what invalid ones are told)
         self._seen: list[list[float]] | None = None
-        #: the run's trials counted (read again after a trial ends)
+        #: the run's trials counted (read once, then kept: this process alone writes the run)
         self._counted: int | None = None
         #: whether the run's kept weights were pruned to its best since it (re)started
         self._weights_pruned = False
@@ -170,8 +174,8 @@ class Driver:
         return self.counted() + busy + waiting >= self.opts.trials
 
     def counted(self) -> int:
-        """The run's trials that ran to their end (the history's count, kept between
-        the trials' ends)."""
+        """The run's trials that ran to their end (the history's count, read once and
+        kept up to date as trials end)."""
         assert self.history is not None and self.run_id is not None
         if self._counted is None:
             self._counted = self.history.counted(self.run_id)
@@ -218,7 +222,8 @@ class Driver:
         assert self.history is not None and self.run_id is not None
         self.outcomes.append(outcome)
         self.streak = self.streak + 1 if outcome.state == "invalid" else 0
-        self._counted = None  # (a trial ended)
+        if self._counted is not None and counts(outcome.state, outcome.error):
+            self._counted += 1
         self.reporter.trial(outcome, self.counted(), self._best_value())
         if self.streak >= MAX_INVALID_STREAK:
             raise SearchError(f"{self.streak} proposals in a row were invalid; the "
@@ -230,8 +235,7 @@ class Driver:
         describes it) and tell the study; then the same for the proposals that waited
         for it, as its duplicates."""
         assert self.history is not None
-        for ep in payload.get("epochs", ()):
-            self.history.add_epoch(job.trial_id, **ep)
+        job.unwritten.extend(payload.get("epochs", ()))
         if payload["ok"]:
             out = self._finish(study, job, metrics=payload["metrics"], model=payload["model"])
         elif payload.get("pruned"):
@@ -251,7 +255,8 @@ class Driver:
             if out.error and out.error.startswith(INTERRUPTED):
                 self._done(self._interrupted(study, f, out.error))
             else:
-                self._done(self._duplicate(study, f.trial, f.trial_id, row, f.out, f.t0))
+                self._record_duplicate(f.trial_id, row, f.out)
+                self._done(self._tell_duplicate(study, f.trial, row, f.out, f.t0))
 
     def _best_value(self) -> list[float] | None:
         assert self.history is not None and self.run_id is not None
@@ -289,29 +294,39 @@ class Driver:
                                None if objective is None else objective.name)
         base = dict(choices=dumps(to_jsonable(choices)), train_config=cfg_text, arch_hash=arch,
                     params=graph.params, flops=graph.flops)
-        with h.transaction():  # the candidate and the trial's start: one commit
+        out = TrialOutcome(number=trial.number, state="running", choices=choices,
+                           arch_hash=arch, params=graph.params, flops=graph.flops)
+        # the candidate and the trial's start (a duplicate's whole row): one commit
+        with h.transaction():
             h.add_candidate(graph, self.run_id)
             earlier = h.evaluated(self.run_id, arch, cfg_text)
             trial_id = h.start_trial(self.run_id, trial.number, **base)
-        out = TrialOutcome(number=trial.number, state="running", choices=choices,
-                           arch_hash=arch, params=graph.params, flops=graph.flops)
+            if earlier is not None:
+                self._record_duplicate(trial_id, earlier, out)
         self._label(trial, trial_id, graph)
         if earlier is not None:
-            return self._duplicate(study, trial, trial_id, earlier, out, t0)
-        on_epoch = self._on_epoch(trial, trial_id) if self.opts.backend == "local" else None
-        return _Job(trial, trial_id, out, graph, cfg, t0, on_epoch, (arch, cfg_text), objective)
+            return self._tell_duplicate(study, trial, earlier, out, t0)
+        job = _Job(trial, trial_id, out, graph, cfg, t0, None, (arch, cfg_text), objective)
+        if self.opts.backend == "local":
+            job.on_epoch = self._on_epoch(job)
+        return job
 
-    def _on_epoch(self, trial: Any, trial_id: int) -> Any:
-        """Record each epoch as it ends; report it to the pruner, which may stop the trial."""
+    def _on_epoch(self, job: _Job) -> Any:
+        """Record each epoch as it ends (the last one with the trial's end); report it
+        to the pruner, which may stop the trial."""
         from .objective import TrialPruned
 
         history, watch = self.history, self.opts.objectives[0].metric
         prune = self.opts.pruner != "none"
         single = len(self.opts.objectives) == 1  # (Optuna keeps curves of one objective)
+        trial, trial_id, last = job.trial, job.trial_id, int(job.cfg["epochs"])
         assert history is not None
 
         def on_epoch(ep: Any) -> None:
-            history.add_epoch(trial_id, **epoch_row(ep))
+            if ep.epoch >= last:  # the trial ends next: its row goes in that commit
+                job.unwritten.append(epoch_row(ep))
+            else:
+                history.add_epoch(trial_id, **epoch_row(ep))
             value = getattr(ep, watch, None)
             if single and value is not None and math.isfinite(value):
                 trial.report(float(value), ep.epoch)  # the study's curve, pruner or not
@@ -325,9 +340,11 @@ class Driver:
         counted; its candidate is evaluated again when the run resumes."""
         from optuna.trial import TrialState
 
-        assert self.history is not None
-        self.history.finish_trial(job.trial_id, "failed", error=why)
-        self._counted = None
+        h = self.history
+        assert h is not None
+        with h.transaction():
+            self._write_epochs(job)
+            h.finish_trial(job.trial_id, "failed", error=why)
         study.tell(job.trial, state=TrialState.FAIL)
         job.out.state, job.out.error = "failed", why
         job.out.duration_s = time.monotonic() - job.t0
@@ -341,31 +358,43 @@ class Driver:
 
         h, out, trial, tid = self.history, job.out, job.trial, job.trial_id
         assert h is not None
-        if pruned:
-            out.state, out.metrics = "pruned", self._partial_metrics(tid, job.graph)
-            h.finish_trial(tid, "pruned", metrics=out.metrics)
-            study.tell(trial, state=TrialState.PRUNED)
-        elif error is not None:
-            out.state, out.error = "failed", error
-            h.finish_trial(tid, "failed", error=error, traceback=tb)
-            trial.set_user_attr("reason", error[:500])
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            out.metrics = {**job.graph.costs(), **(metrics or {})}
-            values = [float(out.metrics[o.metric]) for o in self.opts.objectives]
-            if not all(math.isfinite(v) for v in values):
-                out.state, out.error = "failed", f"objective is not finite: {values}"
-                h.finish_trial(tid, "failed", metrics=out.metrics, error=out.error)
-                study.tell(trial, state=TrialState.FAIL)
+        # the trial's end, its last epoch and the weights kept: one commit, then the study
+        with h.transaction():
+            self._write_epochs(job)
+            if pruned:
+                out.state, out.metrics = "pruned", self._partial_metrics(tid, job.graph)
+                h.finish_trial(tid, "pruned", metrics=out.metrics)
+            elif error is not None:
+                out.state, out.error = "failed", error
+                h.finish_trial(tid, "failed", error=error, traceback=tb)
             else:
-                out.state, out.objective = "complete", values
-                with h.transaction():  # the result and the weights kept: one commit
+                out.metrics = {**job.graph.costs(), **(metrics or {})}
+                values = [float(out.metrics[o.metric]) for o in self.opts.objectives]
+                if not all(math.isfinite(v) for v in values):
+                    out.state, out.error = "failed", f"objective is not finite: {values}"
+                    h.finish_trial(tid, "failed", metrics=out.metrics, error=out.error)
+                else:
+                    out.state, out.objective = "complete", values
                     h.finish_trial(tid, "complete", metrics=out.metrics, objective=values)
                     self._keep_weights(tid, model, job.graph, job.cfg)
-                self._seen_values().append(values)
-                study.tell(trial, values)
+        if out.state == "complete":
+            self._seen_values().append(out.objective)  # type: ignore[arg-type]
+            study.tell(trial, out.objective)
+        elif out.state == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            if error is not None:
+                trial.set_user_attr("reason", error[:500])
+            study.tell(trial, state=TrialState.FAIL)
         out.duration_s = time.monotonic() - job.t0
         return out
+
+    def _write_epochs(self, job: _Job) -> None:
+        """The job's epoch rows not written yet (in the commit of the trial's end)."""
+        assert self.history is not None
+        for row in job.unwritten:
+            self.history.add_epoch(job.trial_id, **row)
+        job.unwritten.clear()
 
     def _partial_metrics(self, trial_id: int, graph: Graph) -> dict[str, Any]:
         assert self.history is not None
@@ -393,12 +422,11 @@ class Driver:
                             arch_hash=arch, params=graph.params if graph else None,
                             flops=graph.flops if graph else None, error=reason)
 
-    def _duplicate(self, study: Any, trial: Any, trial_id: int, earlier: Mapping[str, Any],
-                   out: TrialOutcome, t0: float) -> TrialOutcome:
-        from optuna.trial import TrialState
-
+    def _record_duplicate(self, trial_id: int, earlier: Mapping[str, Any],
+                          out: TrialOutcome) -> None:
+        """A proposal of a candidate trained before (``earlier``, its first trial that
+        ran to the end): its row takes the earlier result."""
         assert self.history is not None
-        trial.set_user_attr("duplicate_of", earlier["number"])
         out.state, out.duplicate_of = earlier["state"], earlier["number"]
         out.metrics = loads(earlier["metrics"]) or {}
         out.objective = loads(earlier["objective"])
@@ -406,6 +434,14 @@ class Driver:
         self.history.finish_trial(trial_id, out.state, metrics=earlier["metrics"],
                                   objective=earlier["objective"], error=earlier["error"],
                                   duplicate_of=earlier["number"])
+
+    def _tell_duplicate(self, study: Any, trial: Any, earlier: Mapping[str, Any],
+                        out: TrialOutcome, t0: float) -> TrialOutcome:
+        """Tell the study a recorded duplicate's result, with the earlier trial's curve."""
+        from optuna.trial import TrialState
+
+        assert self.history is not None
+        trial.set_user_attr("duplicate_of", earlier["number"])
         if out.state in ("complete", "pruned") and len(self.opts.objectives) == 1:
             for ep in self.history.epochs(earlier["id"]):  # its curve is the earlier one's
                 value = ep.get(self.opts.objectives[0].metric)

@@ -24,6 +24,10 @@ leaves an empty file or a whole schema. A file that is not ours (another program
 SQLite database, a file that is not SQLite) is refused before anything is written.
 Every problem with the file is a one-line :class:`HistoryError`.
 
+A writer checkpoints (copies the WAL into the database file, which waits for two
+fsyncs) in a thread of its own once the WAL holds :data:`CHECKPOINT_PAGES`, so
+that a search's commits do not wait for the disk (:class:`_Checkpoints`).
+
 A run is written by one process at a time: :meth:`History.lock_run` takes a POSIX
 record lock in ``<db>.lock`` that the kernel drops when the process ends, however it
 ends. Byte 0 of that file is held briefly while a run is claimed; byte 1 is held
@@ -42,6 +46,7 @@ import os
 import sqlite3
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -68,6 +73,11 @@ TABLES = frozenset({"runs", "candidates", "trials", "epochs", "weights"})
 
 #: how long to wait for a busy database, or for another process's brief lock
 BUSY_TIMEOUT_S = 30.0
+#: a writer's WAL (in pages) past which a thread of its own copies it into the database
+#: (SQLite's own checkpoint, in the commit, stays as the backstop at 4x that)
+CHECKPOINT_PAGES = 1000
+#: and at most this often (a reader holding an old snapshot holds the WAL back)
+CHECKPOINT_EVERY_S = 1.0
 _MAGIC = b"SQLite format 3\x00"
 _CLAIM_BYTE, _OPEN_BYTE = 0, 1  # bytes of the lock file; runs lock bytes from 2 up
 _RESTORE = "restore it from a backup or give --db a new file"
@@ -88,6 +98,13 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def counts(state: str, error: str | None) -> bool:
+    """Whether a trial that ended in ``state`` with ``error`` ran to its end, so counts
+    towards its run's budget (what :meth:`History.counted` counts)."""
+    return state in FINISHED and not (
+        state == "failed" and (error or "").startswith(INTERRUPTED))
 
 
 _SCHEMA = (
@@ -208,6 +225,10 @@ class History:
         self.created = False
         self._locks: dict[str, RunLock] = {}
         self._lockfile: _LockFile | None = None
+        #: ``started_at`` of the trials started here and not finished yet (their duration
+        #: is computed without reading the row back)
+        self._started: dict[int, str] = {}
+        self._checkpoints: _Checkpoints | None = None
         self._closed = False
         header = self._check_file(create=create and not readonly)
         conn = None
@@ -222,6 +243,8 @@ class History:
             conn.execute("PRAGMA foreign_keys = ON")
             self.db = sqlite_utils.Database(conn)
             self._open_schema()
+            if not readonly:
+                self._checkpoints = _Checkpoints.of(self)
         except BaseException as e:
             if conn is not None:
                 conn.close()
@@ -347,6 +370,8 @@ class History:
                 discard = self.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
         for lock in list(self._locks.values()):
             lock.release()
+        if self._checkpoints is not None:
+            self._checkpoints.stop()  # (this connection, closing last, checkpoints the rest)
         self.db.conn.close()
         if self._lockfile is not None:
             self._lockfile.leave(self._own_files() if discard else ())
@@ -379,6 +404,8 @@ class History:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise _error(self.path, e, readonly=self.readonly) from e
+        if self._checkpoints is not None:
+            self._checkpoints.committed()
 
     # -- run locks
 
@@ -492,7 +519,9 @@ class History:
         row = {"run_id": run_id, "number": number, "state": "running", "started_at": now()}
         row.update(fields)
         with self.transaction():
-            return self._insert("trials", row)
+            trial_id = self._insert("trials", row)
+        self._started[trial_id] = row["started_at"]
+        return trial_id
 
     @_translated
     def finish_trial(self, trial_id: int, state: str, **fields: Any) -> None:
@@ -502,13 +531,16 @@ class History:
         for key in ("metrics", "objective"):
             if key in row and not isinstance(row[key], str | None):
                 row[key] = dumps(row[key])
+        started = self._started.pop(trial_id, None)
         with self.transaction():
             if "duration_s" not in row:
-                found = self.db.execute("SELECT started_at FROM trials WHERE id = ?",
-                                        [trial_id]).fetchone()
-                if found is None:
-                    raise NotFoundError(f"no trial {trial_id}")
-                row["duration_s"] = _seconds(found[0], row["finished_at"])
+                if started is None:
+                    found = self.db.execute("SELECT started_at FROM trials WHERE id = ?",
+                                            [trial_id]).fetchone()
+                    if found is None:
+                        raise NotFoundError(f"no trial {trial_id}")
+                    started = found[0]
+                row["duration_s"] = _seconds(started, row["finished_at"])
             self._update("trials", trial_id, row)
 
     @_translated
@@ -548,7 +580,8 @@ class History:
         return dict(self.db.execute("SELECT state, count(*) FROM trials WHERE run_id = ? "
                                     "GROUP BY state", [run_id]).fetchall())
 
-    #: a trial that ran to its end: complete, pruned, or failed other than interrupted
+    #: a trial that ran to its end (:func:`counts`): complete, pruned, or failed other
+    #: than interrupted
     _RAN = ("(state IN ('complete', 'pruned') OR (state = 'failed' AND "
             f"substr(coalesce(error, ''), 1, {len(INTERRUPTED)}) != '{INTERRUPTED}'))")
 
@@ -817,6 +850,95 @@ def _error(path: Path, e: sqlite3.DatabaseError, *, readonly: bool) -> HistoryEr
         return HistoryError(f"{path} is not a complete autoarch history database ({text})",
                             hint=_RESTORE)
     return HistoryError(f"{path} cannot be used ({text})", hint=_RESTORE)
+
+
+# -- checkpoints
+
+
+class _Checkpoints:
+    """A writer's checkpoints, in a thread of its own with its own connection: after a
+    commit that leaves the WAL past :data:`CHECKPOINT_PAGES` (its file's size: the
+    writer's ``journal_size_limit`` cuts the file back to that when the WAL starts
+    over), a ``PASSIVE`` checkpoint, which waits for no reader or writer; at most one
+    every :data:`CHECKPOINT_EVERY_S`.
+
+    SQLite's own checkpoint runs in the commit that takes the WAL past 1000 pages,
+    which then waits for two fsyncs (tens of milliseconds on a busy disk); here the
+    checkpoint happens while the search trains, and only the WAL's header, synced
+    when the WAL starts over, is left to a commit. A process killed mid-checkpoint
+    leaves the WAL to the next one (SQLite's checkpoints are safe at any point).
+    The thread starts when the first checkpoint is due and ends with the History
+    (``stop``): a checkpoint under way is interrupted, and the History's connection,
+    closing last, checkpoints the rest.
+    """
+
+    def __init__(self, path: Path, limit: int):
+        #: the file as it is now (never created again once it has gone)
+        self._uri = "file:" + quote(os.path.abspath(path), safe="/") + "?mode=rw"
+        self._wal, self.limit = f"{os.path.abspath(path)}-wal", limit
+        self._wake, self._stopping = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._last = 0.0
+
+    @classmethod
+    def of(cls, history: History) -> _Checkpoints:
+        """Set the writer's connection up for them: its WAL limits."""
+        db = history.db
+        limit = CHECKPOINT_PAGES * (db.execute("PRAGMA page_size").fetchone()[0] + 24)
+        db.execute(f"PRAGMA journal_size_limit = {limit}")
+        db.execute(f"PRAGMA wal_autocheckpoint = {4 * CHECKPOINT_PAGES}")
+        return cls(history.path, limit)
+
+    def committed(self) -> None:
+        """After a commit: wake the thread when a checkpoint is due (one ``stat`` here)."""
+        if not self._due():
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name=f"autoarch checkpoints of {self._wal}")
+            self._thread.start()
+        self._wake.set()
+
+    def _due(self) -> bool:
+        try:
+            return os.stat(self._wal).st_size > self.limit
+        except FileNotFoundError:
+            return False
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # (closed meanwhile)
+                conn.interrupt()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                left = self._last + CHECKPOINT_EVERY_S - time.monotonic()
+                if self._stopping.wait(left if left > 0 else 0):
+                    return
+                if not self._due():  # (the WAL started over meanwhile)
+                    continue
+                if self._conn is None:
+                    self._conn = sqlite3.connect(self._uri, uri=True, timeout=BUSY_TIMEOUT_S,
+                                                 isolation_level=None, check_same_thread=False)
+                    self._conn.execute("PRAGMA synchronous = NORMAL")
+                    if self._stopping.is_set():
+                        return
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._last = time.monotonic()
+        except sqlite3.Error:
+            pass  # (interrupted by stop, or the file went away: SQLite's own checkpoints)
+        finally:
+            if self._conn is not None:
+                self._conn.close()
 
 
 # -- the lock file
