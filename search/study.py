@@ -134,6 +134,8 @@ class JournalFile:
 
     # BaseJournalBackend (registered in _storage)
     def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
+        if log_number_from and not self._new:  # (the storage reads before each access)
+            return []
         with self._guard:
             if log_number_from == 0:  # the storage's first read: the whole file
                 self._read()
@@ -144,9 +146,9 @@ class JournalFile:
         with self._guard:
             self._pending.extend(logs)
             if logs[0]["op_code"] in _NUMBERING_OPS:
-                self.flush(locked=True)  # (queues others' lines before this one)
-            elif not self.batching or any(_finishes(log) for log in logs):
-                self.flush()
+                self._flush(locked=True)  # (queues others' lines before this one)
+            elif not self.batching or any(map(_finishes, logs)):
+                self._flush(locked=False)
             self._new.extend(logs)
 
     def flush(self, locked: bool = False) -> None:
