@@ -162,7 +162,7 @@ class Driver:
                             requested=self.requested, outcomes=self.outcomes, stopped=stopped,
                             best=[parsed(r) for r in best_trials(h, run_id,
                                                                  self.opts.objectives)],
-                            study=study)
+                            study=self.files.mirror.journal if self.files.mirror else study)
 
     # -- the loop
 
@@ -195,7 +195,8 @@ class Driver:
         duplicates of finished trials are recorded on the way; a candidate whose twin
         is training now waits for it (None) and is recorded as its duplicate."""
         item = self._propose(study)
-        self.files.flush()  # the trial's parameters and attributes, before it trains
+        # the trial in the journal: its parameters and attributes, before it trains
+        self.files.record(item.number if isinstance(item, TrialOutcome) else item.trial.number)
         if isinstance(item, TrialOutcome):
             self._done(item)
             return None
@@ -221,6 +222,7 @@ class Driver:
     def _done(self, outcome: TrialOutcome) -> None:
         assert self.history is not None and self.run_id is not None
         self.outcomes.append(outcome)
+        self.files.record(outcome.number)  # the trial's end in the journal
         self.streak = self.streak + 1 if outcome.state == "invalid" else 0
         if self._counted is not None and counts(outcome.state, outcome.error):
             self._counted += 1

@@ -8,6 +8,8 @@ resumes, the study is made to agree with the history:
   with the parameters, attributes and curve the journal lacks (a kill between the
   history write and the journal write leaves exactly that: the journal's last
   lines are written behind);
+- trials the history recorded after the journal's last are added from the history
+  (a kill between the history's commit and the journal's write leaves those);
 - a journal that is missing, unreadable (emptied, cut mid-line, not a journal) or
   that disagrees with the history in a way a tell cannot mend is **rebuilt from the
   history**: every recorded trial is added again under its own number (gaps
@@ -17,9 +19,11 @@ resumes, the study is made to agree with the history:
   first (``<journal>.damaged-<time>``), never overwritten.
 
 The journal's path is stored relative to the database (``runs.study_storage``),
-so a database renamed together with its journal still finds it. It is written
-behind the search (:class:`JournalFile`): the samplers work on the study in
-memory, and its lines reach the file in a few appends per trial.
+so a database renamed together with its journal still finds it. During a run the
+samplers, the pruner and the search work on a copy of the study in memory, and the
+journal is written from it (:class:`StudyMirror`): each trial once whole when it is
+proposed, then what changed when it ends, its lines in a few appends
+(:class:`JournalFile`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -240,8 +245,132 @@ def _storage(path: Path) -> tuple[Any, JournalFile]:
     return JournalStorage(backend), backend
 
 
+class StudyMirror:
+    """The run's study in memory, and its study in the journal, written from it.
+
+    Optuna's ``JournalStorage`` writes a line and replays it for every parameter,
+    attribute and result, and reads the journal again before every access: about
+    fifteen operations a trial, each far dearer than in memory. Here the samplers,
+    the pruner and the search work on an ``InMemoryStorage`` study, and
+    :meth:`record` writes a trial to the journal study through Optuna's storage API:
+    the first time whole, as one trial created from it (``create_new_trial`` with the
+    trial as its template), later what changed (its attributes, curve and result).
+    The search records a trial when it is proposed, before it trains, and when it
+    ends: the journal holds what the search wrote to it before, a running trial's
+    parameters and attributes and every ended trial's result. Trials are recorded in
+    the order they were asked, so each takes in the journal the number it has here
+    (other runs sharing the file number their own studies' trials).
+    """
+
+    def __init__(self, journal: Any, **study_args: Any):
+        import optuna
+
+        #: the study in the journal (what ``result.study`` is: what is done with it after
+        #: the run is written as it happens)
+        self.journal = journal
+        self._storage, self._jid = journal._storage, journal._study_id
+        memory = optuna.storages.InMemoryStorage()
+        self.study = optuna.create_study(storage=memory, study_name=journal.study_name,
+                                         directions=journal.directions, **study_args)
+        self._memory, self._mid = memory, self.study._study_id
+        self._user = dict(self._storage.get_study_user_attrs(self._jid))
+        self._system = dict(self._storage.get_study_system_attrs(self._jid))
+        for key, value in self._user.items():
+            memory.set_study_user_attr(self._mid, key, value)
+        for key, value in self._system.items():
+            memory.set_study_system_attr(self._mid, key, value)
+        #: what the journal holds of each trial (:func:`_held`), and its id there
+        self._held: list[_Held] = []
+        self._ids: list[int] = []
+        for t in journal.get_trials(deepcopy=False):
+            memory.create_new_trial(self._mid, template_trial=t)
+            self._held.append(_held(t))
+            self._ids.append(t._trial_id)
+        self._guard = threading.Lock()  # (Ray Tune's callbacks may run in other threads)
+
+    def record(self, number: int | None = None) -> None:
+        """Write trial ``number`` (and any before it the journal lacks; every trial and
+        the study's attributes when None) to the journal as it is in memory now."""
+        with self._guard:
+            self._record_study()
+            if number is None:
+                for t in self._memory.get_all_trials(self._mid, deepcopy=False):
+                    self._record(t)
+                return
+            for n in range(len(self._held), number):  # (asked before it, so numbered first)
+                self._record(self._trial(n))
+            self._record(self._trial(number))
+
+    def _trial(self, number: int) -> Any:
+        memory = self._memory
+        return memory.get_trial(memory.get_trial_id_from_study_id_trial_number(self._mid,
+                                                                               number))
+
+    def _record(self, t: Any) -> None:
+        storage, n = self._storage, t.number
+        if n == len(self._held):  # a new trial: created whole, under its number
+            tid = storage.create_new_trial(self._jid, template_trial=t)
+            numbered = storage.get_trial(tid).number
+            if numbered != n:
+                raise RuntimeError(f"trial {n} took number {numbered} in the journal")
+            self._held.append(_held(t))
+            self._ids.append(tid)
+            return
+        now, held, tid = _held(t), self._held[n], self._ids[n]
+        if now == held:
+            return
+        for name in now.params - held.params:
+            dist = t.distributions[name]
+            storage.set_trial_param(tid, name, dist.to_internal_repr(t.params[name]), dist)
+        for key, value in now.user_attrs.items():
+            if held.user_attrs.get(key, _MISSING) != value:
+                storage.set_trial_user_attr(tid, key, value)
+        for key, value in now.system_attrs.items():
+            if held.system_attrs.get(key, _MISSING) != value:
+                storage.set_trial_system_attr(tid, key, value)
+        for step, value in now.intermediate_values.items():
+            if held.intermediate_values.get(step, _MISSING) != value:
+                storage.set_trial_intermediate_value(tid, step, value)
+        if (now.state, now.values) != (held.state, held.values):
+            storage.set_trial_state_values(tid, t.state, t.values)
+        self._held[n] = now
+
+    def _record_study(self) -> None:
+        for key, value in self._memory.get_study_user_attrs(self._mid).items():
+            if self._user.get(key, _MISSING) != value:
+                self._storage.set_study_user_attr(self._jid, key, value)
+                self._user[key] = value
+        for key, value in self._memory.get_study_system_attrs(self._mid).items():
+            if self._system.get(key, _MISSING) != value:
+                self._storage.set_study_system_attr(self._jid, key, value)
+                self._system[key] = value
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What the journal holds of a trial: copies (Optuna's ``Trial`` changes its
+    cached ``FrozenTrial``, which in memory is the stored one, in place)."""
+
+    params: frozenset[str]
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any]
+    intermediate_values: dict[int, float]
+    state: Any
+    values: tuple[float, ...] | None
+
+
+def _held(t: Any) -> _Held:
+    return _Held(frozenset(t.params), dict(t.user_attrs), dict(t.system_attrs),
+                 dict(t.intermediate_values), t.state,
+                 None if t.values is None else tuple(t.values))
+
+
 class StudyFiles:
-    """Opens journals, moving a damaged one aside; collects what it did as notes."""
+    """Opens journals, moving a damaged one aside; collects what it did as notes; holds
+    the run's :class:`StudyMirror`."""
 
     def __init__(self, db: Path):
         self.db = db
@@ -249,6 +378,19 @@ class StudyFiles:
         #: journals this object created (removed again if the run is never recorded)
         self.created: list[Path] = []
         self._backends: list[JournalFile] = []
+        self.mirror: StudyMirror | None = None
+
+    def mirrored(self, journal: Any, **study_args: Any) -> Any:
+        """The run's study in memory, a copy of ``journal`` (a study in a journal opened
+        here), which :meth:`record` writes back."""
+        self.mirror = StudyMirror(journal, **study_args)
+        return self.mirror.study
+
+    def record(self, number: int) -> None:
+        """Write trial ``number`` of the run's study to its journal, to the file."""
+        if self.mirror is not None:
+            self.mirror.record(number)
+        self.flush()
 
     def flush(self) -> None:
         """Write what the studies opened here hold and their journals do not yet."""
@@ -256,7 +398,10 @@ class StudyFiles:
             backend.flush()
 
     def close(self) -> None:
-        """Flush; from here on every operation is written as it happens."""
+        """Record the run's study whole, flush; from here on every operation on the
+        journal study is written as it happens."""
+        if self.mirror is not None:
+            self.mirror.record()
         for backend in self._backends:
             backend.batching = False
             backend.flush()
@@ -340,7 +485,7 @@ def new_study(files: StudyFiles, name: str, **kwargs: Any) -> tuple[Any, str, st
         k += 1
         study_name = f"{name}.{k}"
     study = optuna.create_study(study_name=study_name, storage=storage, **kwargs)
-    return study, study_name, path.name
+    return files.mirrored(study, **_load_args(kwargs)), study_name, path.name
 
 
 def resume_study(files: StudyFiles, history: History, run: Mapping[str, Any], spec: Any,
@@ -363,13 +508,13 @@ def resume_study(files: StudyFiles, history: History, run: Mapping[str, Any], sp
     if name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, **_load_args(kwargs))
         if _mend(study, rows, objectives, recorded):
-            return study, path.name
+            return files.mirrored(study, **_load_args(kwargs)), path.name
         files.notes.append(f"the Optuna study {name} disagreed with the history; rebuilt it "
                            "from the history")
         optuna.delete_study(study_name=name, storage=storage)
     study = optuna.create_study(study_name=name, storage=storage, **kwargs)
     _rebuild(study, rows, objectives, recorded)
-    return study, path.name
+    return files.mirrored(study, **_load_args(kwargs)), path.name
 
 
 class _Recorded:
@@ -407,6 +552,8 @@ class _Recorded:
 
 
 def _load_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampler and pruner of a study's arguments (the journal study and the one in
+    memory share them; only the one in memory asks)."""
     return {k: v for k, v in kwargs.items() if k in ("sampler", "pruner")}
 
 
@@ -435,14 +582,13 @@ def _same(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
 
 def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequence[Any],
           recorded: _Recorded) -> bool:
-    """Tell trials the study holds running (given first what the journal lacks of them);
-    False when only a rebuild can make it agree."""
+    """Tell trials the study holds running (given first what the journal lacks of them),
+    and add the trials the history recorded after the journal's last (a kill between
+    the history's commit and the journal's write); False when only a rebuild can make
+    it agree."""
     from optuna.trial import TrialState
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for number in rows:
-        if number not in trials:
-            return False
     seen: list[list[float]] = []
     for number, t in sorted(trials.items()):
         row = rows.get(number)
@@ -470,6 +616,7 @@ def _mend(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequenc
                 return False
         elif t.state != state or (state == TrialState.COMPLETE and not _same(t.values, values)):
             return False
+    _rebuild(study, rows, objectives, recorded, start=len(trials))
     return True
 
 
@@ -511,7 +658,9 @@ def replay(spec: Any, choices: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
 
 
 def _rebuild(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequence[Any],
-             recorded: _Recorded) -> None:
+             recorded: _Recorded, start: int = 0) -> None:
+    """Add the history's trials numbered ``start`` and after to ``study`` (which holds
+    those before), under their numbers."""
     import optuna
     from optuna.trial import TrialState
 
@@ -520,11 +669,14 @@ def _rebuild(study: Any, rows: Mapping[int, Mapping[str, Any]], objectives: Sequ
     for number in range(top + 1):
         row = rows.get(number)
         if row is None or row["state"] == "running":
-            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+            if number >= start:
+                study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
             continue
         state, values = _expected(row, seen, objectives)
         if row["state"] == "complete":
             seen.append(values)  # type: ignore[arg-type]
+        if number < start:
+            continue
         params, dists = recorded.params(row)
         attrs = {INVALID_KEY: 1.0, CONSTRAINTS_KEY: [1.0]} if row["state"] == "invalid" else {}
         study.add_trial(optuna.trial.create_trial(
