@@ -115,8 +115,8 @@ class JournalFile:
       after reading the lines others appended before it, so that the file, replayed,
       numbers it as this process did;
     - a trial's result (a finished state) is written at once, with what came before
-      it; :meth:`flush` writes the rest (the search calls it before a candidate
-      trains, and when the run ends).
+      it; :meth:`flush` writes the rest (after each trial :class:`StudyMirror`
+      writes, and when the run ends).
 
     Lines that create nothing are appended without the lock (one ``write`` of whole
     lines in append mode, which no other append splits): they only change this run's
