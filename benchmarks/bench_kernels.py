@@ -29,6 +29,7 @@ Run: ``python benchmarks/bench_kernels.py [--device cuda]``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import sys
 import time
@@ -36,7 +37,10 @@ import time
 import torch
 
 import autoarch
+from autoarch.kernels import cpu as kernel_cpu
 from autoarch.kernels import gla, rational
+
+rational_module = importlib.import_module("autoarch.kernels.rational")  # not the function
 
 torch.manual_seed(0)
 
@@ -58,6 +62,18 @@ def timed(fn, repeats: int = 30, cuda: bool = False) -> float:
             torch.cuda.synchronize()
         samples.append(time.perf_counter() - t)
     return statistics.median(samples)
+
+
+def interleaved(runs: dict, repeats: int, cuda: bool = False, rounds: int = 7) -> dict:
+    """Median seconds of each run, the runs taking turns (``rounds`` times ``repeats //
+    rounds`` calls each), so that a shared machine's slow spells fall on all of them."""
+    samples: dict = {name: [] for name in runs}
+    for fn in runs.values():
+        timed(fn, 1, cuda)
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            samples[name].append(timed(fn, max(repeats // rounds, 3), cuda))
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def fwd_bwd(f, *inputs):
@@ -83,9 +99,26 @@ def verdict(ratio: float, goal: float) -> str:
     return "meets" if ratio <= goal else "MISSES"
 
 
+def eager_rational(fn):
+    """``fn`` with ``impl="auto"`` on a CPU taking the eager fused form, as where no C
+    compiler is."""
+    def run():
+        saved = rational_module._c_kernels
+        rational_module._c_kernels = lambda: None
+        try:
+            fn()
+        finally:
+            rational_module._c_kernels = saved
+    return run
+
+
 def bench_blocks(device: str = "cpu", repeats: int = 50) -> None:
     cuda = device == "cuda"
-    print(f"KAN block vs MLP block, forward + backward on {device} (goal <= 1.5x)")
+    c_kernel = device == "cpu" and rational_module._c_kernels() is not None
+    print(f"KAN block vs MLP block, forward + backward on {device} (goal <= 1.5x)"
+          + ("; kan: the C kernel (what runs), eager: the fused eager form" if c_kernel else ""))
+    if device == "cpu" and not c_kernel:
+        print(f"  (no C kernel: {kernel_cpu.why_not('rational_cpu')})")
     for name, batch, tokens, d in TRAINING_SIZES:
         x = torch.randn(batch, tokens, d, device=device)
         pairs = (("kan 1 layer / mlp expand 2", f"kan(x, {d}, basis = rational)",
@@ -93,22 +126,31 @@ def bench_blocks(device: str = "cpu", repeats: int = 50) -> None:
                  (f"kan hidden {2 * d} / mlp hidden {2 * d}",
                   f"kan(x, {d}, basis = rational, hidden = {2 * d})", f"mlp(x, hidden = {2 * d})"))
         for label, kan, mlp in pairs:
-            t_mlp = timed(fwd_bwd(block(mlp, tokens, d, device), x), repeats, cuda)
-            t_kan = timed(fwd_bwd(block(kan, tokens, d, device), x), repeats, cuda)
-            r = t_kan / t_mlp
-            print(f"  {name:6} [{batch}, {tokens}, {d}] {label:30} mlp {t_mlp * 1e3:7.3f} ms  "
-                  f"kan {t_kan * 1e3:7.3f} ms  {r:5.2f}x ({verdict(r, 1.5)})")
+            runs = {"mlp": fwd_bwd(block(mlp, tokens, d, device), x),
+                    "kan": fwd_bwd(block(kan, tokens, d, device), x)}
+            if c_kernel:
+                runs["eager"] = eager_rational(fwd_bwd(block(kan, tokens, d, device), x))
+            t = interleaved(runs, repeats, cuda)
+            r = t["kan"] / t["mlp"]
+            line = (f"  {name:6} [{batch}, {tokens}, {d}] {label:30} mlp {t['mlp'] * 1e3:7.3f} ms  "
+                    f"kan {t['kan'] * 1e3:7.3f} ms  {r:5.2f}x ({verdict(r, 1.5)})")
+            if c_kernel:
+                line += f"  eager {t['eager'] * 1e3:7.3f} ms {t['eager'] / t['mlp']:5.2f}x"
+            print(line)
 
 
 def bench_rational_cpu() -> None:
     print("rational unit alone, forward + backward on cpu (8 groups)")
-    for rows, d in ((512, 32), (512, 256)):
+    impls = ["torch", "fused", "compiled"]
+    if rational_module._c_kernels() is not None:
+        impls.insert(1, "cpu")
+    for rows, d in ((512, 32), (512, 256), (16384, 256)):
         x, a, b = torch.randn(rows, d), torch.randn(8, 6) * 0.3, torch.randn(8, 4) * 0.3
-        t = {impl: timed(fwd_bwd(lambda *u, impl=impl: rational(*u, impl=impl), x, a, b), 50)
-             for impl in ("torch", "fused", "compiled")}
-        print(f"  [{rows}, {d}]: autograd through the formula {t['torch'] * 1e3:.3f} ms, fused "
-              f"{t['fused'] * 1e3:.3f} ms ({t['torch'] / t['fused']:.1f}x), compiled "
-              f"{t['compiled'] * 1e3:.3f} ms ({t['torch'] / t['compiled']:.1f}x)")
+        t = interleaved({impl: fwd_bwd(lambda *u, impl=impl: rational(*u, impl=impl), x, a, b)
+                         for impl in impls}, 50)
+        print(f"  [{rows}, {d}]: autograd through the formula {t['torch'] * 1e3:.3f} ms, "
+              + ", ".join(f"{impl} {t[impl] * 1e3:.3f} ms ({t['torch'] / t[impl]:.1f}x)"
+                          for impl in impls[1:]))
 
 
 def gla_inputs(batch: int, heads: int, n: int, f: int, device: str = "cpu",

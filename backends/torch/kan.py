@@ -41,8 +41,8 @@ class GroupRational(nn.Module):
         self.denominator = nn.Parameter(torch.tensor([den] * groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        numerator = self.numerator.expand(self.groups, -1)  # KAT shares it across groups
-        return rational(x, numerator, self.denominator, impl="auto")
+        # KAT shares the numerator across groups (a 1-D numerator)
+        return rational(x, self.numerator, self.denominator, impl="auto")
 
     def unit(self, x: torch.Tensor) -> torch.Tensor:
         """The first group's F on a 1-D tensor (all groups start equal), in float64."""
