@@ -19,6 +19,7 @@ back to their torch forms - when there is no compiler, the build fails, or
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -27,6 +28,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 __all__ = ["load", "why_not", "cache_dir"]
@@ -34,6 +36,7 @@ __all__ = ["load", "why_not", "cache_dir"]
 HERE = Path(__file__).resolve().parent
 FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-std=c99")
 NATIVE = "-march=native"
+STALE_S = 600  # a temporary file older than this is a killed build's: removed
 
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | None] = {}
@@ -80,6 +83,11 @@ def _key(source: bytes, cc: str) -> str:
 def _build(src: Path, out: Path, cc: str) -> str | None:
     """Compile ``src`` to ``out`` (atomically); the error text, or None."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    name = out.stem.rsplit("-", 1)[0]
+    for stale in out.parent.glob(f"{name}-*.tmp"):  # a build killed midway, long ago
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_S:
+                stale.unlink()
     fd, tmp = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:

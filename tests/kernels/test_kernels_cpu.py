@@ -182,6 +182,18 @@ def test_processes_building_at_once_each_get_a_whole_library(tmp_path):
     assert len(left) == 1 and left[0].endswith(".so")  # no temporary file left behind
 
 
+@needs_compiler
+def test_a_killed_builds_temporary_file_is_cleared_by_a_later_build(tmp_path):
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    stale = kernels / "rational_cpu-0123456789abcdef.x1y2z3.tmp"
+    stale.write_bytes(b"half a library")
+    long_ago = stale.stat().st_mtime - cpu.STALE_S - 60
+    os.utime(stale, (long_ago, long_ago))
+    assert probe({"AUTOARCH_CACHE_DIR": str(tmp_path)})["node"] == "_CRationalBackward"
+    assert not stale.exists()
+
+
 def test_without_a_working_compiler_the_fused_form_runs_and_why_is_said(tmp_path):
     failing = tmp_path / "cc"
     failing.write_text("#!/bin/sh\necho 'cc: broken on purpose' >&2\nexit 1\n")
