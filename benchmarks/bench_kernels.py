@@ -11,10 +11,12 @@ CPU (``--device cpu``, the default):
    both as lowered by autoarch. ``kan(x, d, basis = rational)`` (one layer,
    the quickstart's) is set against ``mlp(x, expand = 2)``, and KAT's two-layer
    ``kan(x, d, basis = rational, hidden = 2d)`` against ``mlp(x, hidden = 2d)``
-   (same matmuls; two rational units against one GELU). Goal: <= 1.5x.
-2. **the unit alone**: the fused eager form (what ``impl="auto"`` runs on a CPU)
-   and the ``torch.compile`` form against autograd through the formula, at a
-   training size and at 512 x 256.
+   (same matmuls; two rational units against one GELU). Goal: <= 1.5x. The KAN
+   block runs what ``impl="auto"`` takes on a CPU (the C kernel, built once per
+   machine) and again with the fused eager form (what runs without a C compiler).
+   The runs take turns in rounds, and each figure is the median of the rounds.
+2. **the unit alone**: the C kernel, the fused eager form and the ``torch.compile``
+   form against autograd through the formula, at two training sizes and a large one.
 3. **GLA**: the chunked form against the step-by-step recurrence.
 
 CUDA (``--device cuda``): first **correctness on the device** -- the Triton rational
