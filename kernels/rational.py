@@ -11,13 +11,14 @@
 float32, fp16 / bf16 converted to it): one vectorised pass over the tensor forward and
 one backward, the coefficient gradients summed in float64 - two calls a step where
 the eager forms make dozens of tensor ops. It runs on one thread (torch's OpenMP
-workers, spinning after a matmul, took the other core from a thread of ours and
-made a two-way split of a [1024, 96] tensor twice as slow). ``"fused"`` is a custom autograd function that
-evaluates the closed-form backward and reduces the coefficient gradients per group,
-accumulating in fp32 whatever the input dtype, in few whole-tensor ops: each Horner
-step is one ``addcmul`` against a per-channel coefficient row, the coefficient
-gradients one reduction over a buffer of running products (about 85 tensor ops
-forward and backward, against about 150 for autograd through the formula).
+workers, spinning after a matmul, took the other core from a thread of ours: a
+two-way split of a [1024, 96] tensor ran twice as slow). ``"fused"`` is a custom
+autograd function that evaluates the closed-form backward and reduces the coefficient
+gradients per group, accumulating in fp32 whatever the input dtype, in few
+whole-tensor ops: each Horner step is one ``addcmul`` against a per-channel
+coefficient row, the coefficient gradients one reduction over a buffer of running
+products (about 85 tensor ops forward and backward, against about 150 for autograd
+through the formula).
 ``"compiled"`` is the same function through ``torch.compile`` (seconds of compile per
 process and shape; there to ask for by name). ``"auto"`` picks ``"triton"`` for CUDA
 tensors (kernels in ``triton_rational.py``; on a CPU they run under Triton's
