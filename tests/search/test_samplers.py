@@ -563,6 +563,38 @@ def test_surrogate_samples_a_space_too_large_to_enumerate(quickstart):
     pickle.loads(pickle.dumps(sampler))  # Ray pickles the sampler
 
 
+
+def test_surrogate_ucb_width_anneals_over_the_budget(small_spec):
+    s = SurrogateSampler(SpecPool(small_spec), seed=0, trials=16)
+    assert s.model == "gp" and s.explore == 2.0
+    assert [s._beta(n) for n in (0, 12, 16, 40)] == [2.0, 1.0, 0.0, 0.0]
+    assert SurrogateSampler(SpecPool(small_spec), seed=0)._beta(40) == 2.0  # no budget
+    made = surrogate.make_sampler(small_spec, seed=0, n_objectives=1, trials=30)
+    assert made.trials == 30
+
+
+def test_surrogate_linear_model_is_still_there(small_spec):
+    pool = SpecPool(small_spec)
+    sampler = SurrogateSampler(pool, seed=0, model="linear")
+    assert sampler.explore == 1.0
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    _spec_run(small_spec, study, 10, score=lambda g: float(g.params))
+    keys = [tuple(sorted(t.params.items(), key=str)) for t in study.trials]
+    assert len(set(keys)) == len(keys)
+    assert all(t.system_attrs[PLAN_ATTR] for t in study.trials[3:])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model": "forest"}, "model must be 'gp' or 'linear'"),
+    ({"lengthscale": 0}, "must be > 0"),
+    ({"noise": -1}, "must be > 0"),
+    ({"explore": -0.5}, "explore must be >= 0"),
+    ({"trials": 0}, "trials must be at least 1"),
+])
+def test_surrogate_refuses_bad_arguments(small_spec, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SurrogateSampler(SpecPool(small_spec), seed=0, **kwargs)
+
 # ---- evolution: no wasted children ----------------------------------------------------
 
 
