@@ -33,6 +33,8 @@ from autoarch.dsl.errors import CommandError
 if TYPE_CHECKING:
     from optuna.study import Study
 
+    from autoarch.compiler.spec import Spec
+
 _T = TypeVar("_T")
 
 #: how many candidate draws progressive widening makes to find a value not tried yet
@@ -225,6 +227,28 @@ def rank_rewards(trials: Iterable[FrozenTrial], direction: StudyDirection) -> di
         lo, hi = bisect.bisect_left(ordered, x), bisect.bisect_right(ordered, x)
         out[number] = (lo + 0.5 * (hi - lo - 1)) / (n - 1)
     return out
+
+
+class SpecText:
+    """Holds a spec as its text, so that what holds it pickles (Ray pickles samplers):
+    ``spec()`` is the spec, parsed again once per process after unpickling."""
+
+    def _hold(self, spec: Spec) -> None:
+        self.source, self.filename = spec.source, spec.filename
+        self._spec: Spec | None = spec
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_spec"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _spec=None)
+
+    def spec(self) -> Spec:
+        if self._spec is None:
+            from autoarch.compiler.spec import loads
+
+            self._spec = loads(self.source, self.filename)
+        return self._spec
 
 
 class TrialCache:

@@ -34,7 +34,16 @@ from optuna.distributions import (
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from ._common import TrialCache, coerce, fits, sample_value, trial_key, trial_rng, vkey
+from ._common import (
+    SpecText,
+    TrialCache,
+    coerce,
+    fits,
+    sample_value,
+    trial_key,
+    trial_rng,
+    vkey,
+)
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -78,7 +87,7 @@ def _key(params: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
     return frozenset((k, vkey(v)) for k, v in params.items())
 
 
-class FreshSampler(BaseSampler):
+class FreshSampler(SpecText, BaseSampler):
     """``inner``'s proposals, re-asked until the trial's candidate is a new one.
 
     Args:
@@ -90,24 +99,10 @@ class FreshSampler(BaseSampler):
 
     def __init__(self, inner: BaseSampler, spec: Spec, *, seed: int, attempts: int = ATTEMPTS):
         self.inner = inner
-        self.source, self.filename = spec.source, spec.filename
-        self._spec: Spec | None = spec
+        self._hold(spec)
         self._seed = int(seed)
         self.attempts = int(attempts)
         self._cache = TrialCache()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_spec"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _spec=None)
-
-    def spec(self) -> Spec:
-        if self._spec is None:
-            from autoarch.compiler.spec import loads
-
-            self._spec = loads(self.source, self.filename)
-        return self._spec
 
     # -- the plan
 

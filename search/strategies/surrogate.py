@@ -59,6 +59,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ._common import (
+    SpecText,
     StatelessSampler,
     check_single_objective,
     coerce,
@@ -191,7 +192,7 @@ _POOLS: OrderedDict[Any, _Pool] = OrderedDict()
 _POOLS_LOCK = threading.Lock()
 
 
-class SpecPool:
+class SpecPool(SpecText):
     """The spec's candidate pool as a picklable callable (Ray pickles the sampler).
 
     Holds the spec's text; the pool is built on first use and memoised per process.
@@ -199,22 +200,8 @@ class SpecPool:
 
     def __init__(self, spec: Spec, *, enumerate_limit: int = ENUMERATE_LIMIT,
                  costs: bool | None = None):
-        self.source, self.filename = spec.source, spec.filename
+        self._hold(spec)
         self.enumerate_limit, self.costs = enumerate_limit, costs
-        self._spec: Spec | None = spec
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_spec"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _spec=None)
-
-    def spec(self) -> Spec:
-        if self._spec is None:
-            from autoarch.compiler.spec import loads
-
-            self._spec = loads(self.source, self.filename)
-        return self._spec
 
     def __call__(self) -> _Pool:
         key = (self.source, self.filename, self.enumerate_limit, self.costs)
