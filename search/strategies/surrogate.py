@@ -13,9 +13,10 @@ value, so a budget that ends on good candidates ends on a good incumbent).
   ``lengthscale``, unit signal variance: the targets are normal scores) and
   observation noise ``noise`` (defaults 3.0 and 0.5); one trial costs a Cholesky of
   the finished trials' kernel matrix and a solve per pool candidate (a few ms for 50
-  trials and 800 candidates). It models interactions of decisions, which the
-  additive (linear) model of ``model = "linear"`` cannot. ``model = "linear"`` is the
-  former behaviour: a Bayesian ridge regression (prior variance ``prior``) and
+  trials and 800 candidates; past ``GP_POINTS`` = 500 finished trials it is fitted
+  on the best 250 and 250 others drawn at random). It models interactions of
+  decisions, which the additive (linear) model of ``model = "linear"`` cannot.
+  ``model = "linear"`` is the former behaviour: a Bayesian ridge regression (prior variance ``prior``) and
   Thompson sampling (one weight vector drawn from the posterior, its spread scaled by
   ``explore``), with no annealing.
 - **Features** (what the IR gives for free): one-hot per value of every categorical
@@ -82,6 +83,10 @@ __all__ = ["SurrogateSampler", "SpecPool", "make_sampler", "PLAN_ATTR"]
 PLAN_ATTR = "surrogate:plan"
 #: discrete spaces up to this many candidates are enumerated and scored whole
 ENUMERATE_LIMIT = 5000
+#: the GP is fitted on at most this many finished trials (past it, the best half and a
+#: random half of the rest): its cost grows with their cube, and a proposal against
+#: 5000 candidates takes about 0.3 s at 500 trials, 2.6 s at 2000 (one core)
+GP_POINTS = 500
 
 
 def _akey(a: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
@@ -316,6 +321,11 @@ class SurrogateSampler(StatelessSampler):
         X = np.stack([pool.x(t.params) for t in scored])
         y = self._targets(scored, study.directions[0])
         if self.model == "gp":
+            if len(y) > GP_POINTS:  # the best half and a random half of the rest
+                order = np.argsort(-y, kind="stable")
+                keep = list(order[:GP_POINTS // 2]) + rng.sample(
+                    list(order[GP_POINTS // 2:]), GP_POINTS - GP_POINTS // 2)
+                X, y = X[keep], y[keep]
             scores = self._ucb(X, y, Xc, self._beta(trial.number))
         else:
             scores = self._thompson(X, y, Xc, rng)

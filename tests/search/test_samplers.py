@@ -584,6 +584,34 @@ def test_surrogate_linear_model_is_still_there(small_spec):
     assert all(t.system_attrs[PLAN_ATTR] for t in study.trials[3:])
 
 
+def test_surrogate_fits_its_gp_on_a_bounded_set_keeping_the_best(quickstart, monkeypatch):
+    """Past GP_POINTS finished trials the GP sees the best half and a random half of
+    the rest (its cost grows with the cube of what it sees)."""
+    monkeypatch.setattr(surrogate, "GP_POINTS", 10)
+    seen: list[tuple[int, float, float]] = []
+    real = SurrogateSampler._ucb
+
+    def spy(self, X, y, Xc, beta):  # noqa: ANN001, ANN202
+        seen.append((len(y), float(max(y)), float(sorted(y)[-5]) if len(y) >= 5 else 0.0))
+        return real(self, X, y, Xc, beta)
+
+    monkeypatch.setattr(SurrogateSampler, "_ucb", spy)
+    pool = SpecPool(quickstart)
+    study = optuna.create_study(sampler=SurrogateSampler(pool, seed=0, startup=2, trials=30),
+                                direction="maximize")
+    _spec_run(quickstart, study, 30, score=lambda g: float(int(g.hash[:12], 16)))
+    keys = [tuple(sorted(t.params.items(), key=str)) for t in study.trials]
+    assert len(set(keys)) == 30  # still never a candidate twice
+    assert max(n for n, _, _ in seen) == 10 and seen[-1][0] == 10
+    # the five best of the 29 finished trials are among what the last fit saw: their
+    # normal scores (ranks 29 .. 25 of 29; the values are distinct) are its five largest
+    assert len({t.value for t in study.trials[:29]}) == 29
+    from scipy.stats import norm
+
+    assert seen[-1][1] == pytest.approx(norm.ppf((29 - 0.5) / 29))
+    assert seen[-1][2] == pytest.approx(norm.ppf((25 - 0.5) / 29))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "forest"}, "model must be 'gp' or 'linear'"),
     ({"lengthscale": 0}, "must be > 0"),
