@@ -12,7 +12,9 @@ split across threads.
 ``$AUTOARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/autoarch``, else ``~/.cache/autoarch``,
 and ``<key>`` hashes the source, the compiler, the flags and the CPU's features (the
 build uses ``-march=native``). Processes that build at once each write their own
-temporary file and rename it into place. It returns ``None`` - and the callers fall
+temporary file and rename it into place; where the cache cannot be written (or its
+library does not load), the build goes to a directory of the process's own, removed
+once the library is loaded. It returns ``None`` - and the callers fall
 back to their torch forms - when there is no compiler, the build fails, or
 ``AUTOARCH_CPU_KERNELS=0``; :func:`why_not` says which.
 """
@@ -127,20 +129,34 @@ def _load(name: str) -> ctypes.CDLL | None:
         _why[name] = "no C compiler found (set CC, or install cc, gcc or clang)"
         return None
     src = HERE / f"{name}.c"
-    source = src.read_bytes()
-    key = _key(source, cc)
-    for root in (cache_dir(), Path(tempfile.gettempdir()) / f"autoarch-{getattr(os, 'getuid', lambda: 0)()}"):
-        out = root / f"{name}-{key}.so"
-        try:
-            if not out.exists():
-                error = _build(src, out, cc)
-                if error is not None:
-                    _why[name] = f"building {src.name} with {cc} failed: {error.splitlines()[0]}"
-                    return None
-            return ctypes.CDLL(str(out))
-        except OSError as e:  # an unwritable cache: the next root
-            _why[name] = f"{out}: {e}"
-    return None
+    key = _key(src.read_bytes(), cc)
+    try:  # the cache
+        out = cache_dir() / f"{name}-{key}.so"
+        if not out.exists() and not _built(name, src, out, cc):
+            return None
+        return ctypes.CDLL(str(out))
+    except OSError as e:  # an unwritable cache, or a library there that does not load
+        _why[name] = f"{cache_dir()}: {e}"
+    # a directory of this process's own, gone once the library is loaded (Linux keeps
+    # the mapping): never a shared temporary path another user could have prepared
+    private = Path(tempfile.mkdtemp(prefix="autoarch-kernels-"))
+    try:
+        out = private / f"{name}-{key}.so"
+        return ctypes.CDLL(str(out)) if _built(name, src, out, cc) else None
+    except OSError as e:
+        _why[name] = f"{out}: {e}"
+        return None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _built(name: str, src: Path, out: Path, cc: str) -> bool:
+    error = _build(src, out, cc)
+    if error is not None:
+        lines = error.splitlines() or [error]
+        first = next((ln for ln in lines if "error" in ln.lower()), lines[0])
+        _why[name] = f"building {src.name} with {cc} failed: {first}"
+    return error is None
 
 
 def why_not(name: str) -> str | None:

@@ -207,12 +207,15 @@ def test_without_a_working_compiler_the_fused_form_runs_and_why_is_said(tmp_path
 
 
 @needs_compiler
-def test_an_unusable_cache_directory_falls_back_to_a_temporary_one(tmp_path):
+def test_an_unusable_cache_directory_falls_back_to_a_private_temporary_one(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    out = probe({"AUTOARCH_CACHE_DIR": str(blocker / "cache")})
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = probe({"AUTOARCH_CACHE_DIR": str(blocker / "cache"), "TMPDIR": str(tmp)})
     assert out["node"] == "_CRationalBackward"
     assert blocker.read_text() == "not a directory"  # not ours: untouched
+    assert list(tmp.iterdir()) == []  # built in a directory of its own, removed after
 
 
 def test_the_cache_directory_follows_the_environment(monkeypatch, tmp_path):
