@@ -42,9 +42,27 @@ def wait_for_running(proc: subprocess.Popen, db: Path, epochs: int = 1,
                          f"{proc.stderr.read() if proc.stderr else ''}")
 
 
+def _plain_signals() -> None:
+    """In the child before it runs: SIGINT and SIGTERM handled as by a fresh shell's
+    foreground job, whatever the test process inherited (an ignored or blocked signal
+    carries over exec)."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=cwd, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_plain_signals)
+
+
+def signal_dispositions(pid: int) -> str:
+    """The process's signal masks as the kernel shows them (for a failure message)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "(no /proc status)"
+    return "; ".join(ln for ln in status.splitlines() if ln.startswith(("Sig", "ShdPnd")))
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -55,7 +73,13 @@ def test_sigterm_and_ctrl_c_leave_the_run_resumable_and_say_how(tmp_path, sig, c
     proc = start(args, tmp_path)
     victim = wait_for_running(proc, db)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        masks = signal_dispositions(proc.pid)
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"still running 60 s after {sig.name}: {masks}")
     assert proc.returncode == code, err
     assert "Traceback" not in out + err
     lines = [ln for ln in err.splitlines() if ln.strip()]
