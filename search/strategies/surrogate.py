@@ -5,7 +5,7 @@ objective ranks on features of their candidates and proposes the candidate with 
 best upper confidence bound ``mean + beta * sd`` among a pool of candidates not
 evaluated (nor running) yet. ``beta`` shrinks with the budget spent,
 ``beta = explore * sqrt(1 - trial number / trials)`` (``explore`` 2 by default; the
-budget is the spec's ``trials``): early trials try candidates the model is unsure
+budget is the run's ``trials``, the spec's unless ``--trials`` says otherwise): early trials try candidates the model is unsure
 about, the last ones the best predicted (a search's result is its best *observed*
 value, so a budget that ends on good candidates ends on a good incumbent).
 
@@ -16,9 +16,9 @@ value, so a budget that ends on good candidates ends on a good incumbent).
   trials and 800 candidates; past ``GP_POINTS`` = 500 finished trials it is fitted
   on the best 250 and 250 others drawn at random). It models interactions of
   decisions, which the additive (linear) model of ``model = "linear"`` cannot.
-  ``model = "linear"`` is the former behaviour: a Bayesian ridge regression (prior variance ``prior``) and
-  Thompson sampling (one weight vector drawn from the posterior, its spread scaled by
-  ``explore``), with no annealing.
+  ``model = "linear"`` is the former behaviour: a Bayesian ridge regression (prior
+  variance ``prior``) and Thompson sampling (one weight vector drawn from the
+  posterior, its spread scaled by ``explore``), with no annealing.
 - **Features** (what the IR gives for free): one-hot per value of every categorical
   decision, ``(present, scaled value)`` for every int or float decision (log-scaled
   where ``log = true``); a decision a candidate lacks (a branch not taken) is all
