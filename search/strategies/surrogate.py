@@ -5,9 +5,10 @@ objective ranks on features of their candidates and proposes the candidate with 
 best upper confidence bound ``mean + beta * sd`` among a pool of candidates not
 evaluated (nor running) yet. ``beta`` shrinks with the budget spent,
 ``beta = explore * sqrt(1 - trial number / trials)`` (``explore`` 2 by default; the
-budget is the run's ``trials``, the spec's unless ``--trials`` says otherwise): early trials try candidates the model is unsure
-about, the last ones the best predicted (a search's result is its best *observed*
-value, so a budget that ends on good candidates ends on a good incumbent).
+budget is the run's ``trials``, the spec's unless ``--trials`` says otherwise): early
+trials try candidates the model is unsure about, the last ones the best predicted (a
+search's result is its best *observed* value, so a budget that ends on good
+candidates ends on a good incumbent).
 
 - **Model**: a GP with a squared-exponential kernel on the features (length scale
   ``lengthscale``, unit signal variance: the targets are normal scores) and
