@@ -44,7 +44,9 @@ def _p_q(x, a_ptr, b_ptr, group, M: tl.constexpr, N: tl.constexpr):
     return p, 1.0 + q * ax
 
 
-@triton.jit
+# The row count changes from batch to batch (the last one, evaluation batches); were it
+# specialized (divisible by 16 or not, or 1), each would compile the kernels again.
+@triton.jit(do_not_specialize=["rows_total"])
 def _forward(x_ptr, a_ptr, b_ptr, y_ptr, rows_total, width, per_group,
              M: tl.constexpr, N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     group, offsets, mask = _tile(x_ptr, rows_total, width, per_group, BLOCK_R, BLOCK_C)
@@ -53,7 +55,7 @@ def _forward(x_ptr, a_ptr, b_ptr, y_ptr, rows_total, width, per_group,
     tl.store(y_ptr + offsets, p / q, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["rows_total"])
 def _backward(x_ptr, g_ptr, a_ptr, b_ptr, dx_ptr, da_ptr, db_ptr, rows_total, width,
               per_group, M: tl.constexpr, N: tl.constexpr, BLOCK_R: tl.constexpr,
               BLOCK_C: tl.constexpr):

@@ -44,6 +44,8 @@ from .study import StudyFiles, mark_infeasible, trial_attrs, worst_values
 MAX_INVALID_STREAK = 500
 #: error of a trial stopped by the search's timeout (kept, not counted, tried again)
 TIMED_OUT = INTERRUPTED + ": the search's timeout was reached"
+#: a running trial's curve goes to the journal at most this often (seconds)
+JOURNAL_EVERY_S = 1.0
 
 
 class Reporter:
@@ -195,11 +197,13 @@ class Driver:
         duplicates of finished trials are recorded on the way; a candidate whose twin
         is training now waits for it (None) and is recorded as its duplicate."""
         item = self._propose(study)
-        # the trial in the journal: its parameters and attributes, before it trains
-        self.files.record(item.number if isinstance(item, TrialOutcome) else item.trial.number)
         if isinstance(item, TrialOutcome):
-            self._done(item)
+            self._done(item)  # (the whole trial goes to the journal there, in one line)
             return None
+        if self.opts.backend != "local":
+            # trained elsewhere: its parameters and attributes in the journal before it
+            # trains (one trained here is written when an epoch ends, see _on_epoch)
+            self.files.record(item.trial.number)
         twin = self.inflight.get(item.key)
         if twin is not None:
             self.followers.setdefault(twin.trial_id, []).append(item)
@@ -315,14 +319,22 @@ class Driver:
 
     def _on_epoch(self, job: _Job) -> Any:
         """Record each epoch as it ends (the last one with the trial's end); report it
-        to the pruner, which may stop the trial."""
+        to the pruner, which may stop the trial.
+
+        The trial goes to the journal when its first epoch ends (unless that is its
+        last): its parameters, attributes and curve so far, for whoever watches the
+        study (optuna-dashboard); then its curve when an epoch ends at least
+        :data:`JOURNAL_EVERY_S` after the last write, and whole when it ends. One that
+        ends with its first epoch is written once, whole, when it ends; one killed
+        before, the history has and a resume adds (study.py, ``_mend``)."""
         from .objective import TrialPruned
 
-        history, watch = self.history, self.opts.objectives[0].metric
+        history, files, watch = self.history, self.files, self.opts.objectives[0].metric
         prune = self.opts.pruner != "none"
         single = len(self.opts.objectives) == 1  # (Optuna keeps curves of one objective)
         trial, trial_id, last = job.trial, job.trial_id, int(job.cfg["epochs"])
         assert history is not None
+        written = [-math.inf]  # when the trial was last written to the journal
 
         def on_epoch(ep: Any) -> None:
             if ep.epoch >= last:  # the trial ends next: its row goes in that commit
@@ -334,6 +346,9 @@ class Driver:
                 trial.report(float(value), ep.epoch)  # the study's curve, pruner or not
                 if prune and trial.should_prune():
                     raise TrialPruned(f"pruned after epoch {ep.epoch}")
+            if ep.epoch < last and time.monotonic() - written[0] >= JOURNAL_EVERY_S:
+                files.record(trial.number)
+                written[0] = time.monotonic()
 
         return on_epoch
 

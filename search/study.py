@@ -21,9 +21,9 @@ resumes, the study is made to agree with the history:
 The journal's path is stored relative to the database (``runs.study_storage``),
 so a database renamed together with its journal still finds it. During a run the
 samplers, the pruner and the search work on a copy of the study in memory, and the
-journal is written from it (:class:`StudyMirror`): each trial once whole when it is
-proposed, then what changed when it ends, its lines in a few appends
-(:class:`JournalFile`).
+journal is written from it (:class:`StudyMirror`): each trial once whole (when an
+epoch before its last ends, when it ends, or for a Ray worker when it is proposed),
+then what changed, its lines in a few appends (:class:`JournalFile`).
 """
 
 from __future__ import annotations
@@ -255,9 +255,12 @@ class StudyMirror:
     :meth:`record` writes a trial to the journal study through Optuna's storage API:
     the first time whole, as one trial created from it (``create_new_trial`` with the
     trial as its template), later what changed (its attributes, curve and result).
-    The search records a trial when it is proposed, before it trains, and when it
-    ends: the journal holds what the search wrote to it before, a running trial's
-    parameters and attributes and every ended trial's result. Trials are recorded in
+    The search records a trial trained in its process when an epoch before its last
+    ends and when it ends (a trial of one epoch once, whole), a trial a Ray worker
+    trains when it is proposed and when it ends: the journal holds every ended
+    trial's result, and a running trial's parameters, attributes and the epochs it
+    finished (the history, which holds them too, fills in on resume what a kill kept
+    from the journal: ``_mend``). Trials are recorded in
     the order they were asked, so each takes in the journal the number it has here
     (other runs sharing the file number their own studies' trials).
     """

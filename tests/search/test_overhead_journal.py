@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -94,7 +95,11 @@ def wait_until(proc: subprocess.Popen, db: Path, sql: str, limit: float = 300) -
     raise AssertionError(f"not seen (exit {proc.returncode}): {proc.stderr.read()}")
 
 
-def test_a_run_killed_mid_trial_leaves_a_complete_journal_and_resumes_agreeing(tmp_path):
+@pytest.mark.parametrize("first_epoch", [False, True], ids=["after-an-epoch", "in-epoch-1"])
+def test_a_run_killed_mid_trial_leaves_a_complete_journal_and_resumes_agreeing(tmp_path,
+                                                                              first_epoch):
+    """``in-epoch-1``: the journal as a kill leaves it before the running trial's first
+    epoch ended (its lines are written then): cut before that trial's line."""
     spec = write_spec(tmp_path, epochs=6)
     db = tmp_path / "runs.db"
     args = ["search", spec, "--trials", "4", "--db", db, "--name", "r", "--seed", "1"]
@@ -108,6 +113,13 @@ def test_a_run_killed_mid_trial_leaves_a_complete_journal_and_resumes_agreeing(t
     # what the kill left: every ended trial's result, and the running trial's
     # parameters and attributes (written before it trained), readable by Optuna
     assert_agrees(studies(db)["r"], db, "r", running_ok=True)
+    if first_epoch:
+        journal = db.with_name(db.name + ".optuna.log")
+        lines = journal.read_bytes().splitlines(keepends=True)
+        create = max(i for i, line in enumerate(lines) if json.loads(line)["op_code"] == 4)
+        journal.write_bytes(b"".join(lines[:create]))
+        running = [t for t in studies(db)["r"].trials if t.state == TrialState.RUNNING]
+        assert not running  # the running trial is not in the journal at all
     done = run_cli(*args, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "rebuilt" not in done.stdout + done.stderr  # mended, not rebuilt

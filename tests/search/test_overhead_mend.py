@@ -1,9 +1,10 @@
 """A resumed run completes, from the history, what a kill kept from the journal. The
 journal is written from the run's study in memory (search/study.py ``StudyMirror``):
-a trial once whole when it is proposed (one line: its parameters and attributes),
-then its curve and result when it ends. So a process killed after the history
-recorded a trial, and before the journal did, leaves the trial in the journal either
-not at all or created and running without its end.
+a trial trained here once whole when an epoch before its last ends (one line: its
+parameters, attributes and curve so far), then its curve and result when it ends;
+one that ends at its first epoch, whole at its end. So a process killed after the
+history recorded a trial, and before the journal did, leaves the trial in the journal
+either not at all or created and running without its end.
 
 The journal is cut exactly so (a real file, after a real run), the run resumed as a
 real process; the journal is then read with plain Optuna, the history with sqlite3.
@@ -37,9 +38,9 @@ def test_what_a_kill_kept_from_the_journal_is_completed_on_resume(tmp_path, kept
     journal.write_bytes(b"".join(lines[:last + kept]))
     cut = max(rows(db, "r"))
     left = [t for t in studies(db)["r"].trials if t.number == cut]
-    if kept:  # created whole when proposed, running: no curve, no result
+    if kept:  # created whole after its first epoch, running: that epoch only, no result
         assert left[0].state == TrialState.RUNNING and left[0].params and left[0].user_attrs
-        assert not left[0].intermediate_values
+        assert set(left[0].intermediate_values) == {1}
     else:
         assert not left
 

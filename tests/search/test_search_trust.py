@@ -214,8 +214,9 @@ def test_every_example_searches_for_one_trial(tmp_path, path):
 # -- 7 and 11. the journal: lost, emptied, cut, renamed, disagreeing
 
 
-def _run_then(tmp_path: Path, damage, trials_first: int = 3, strategy: str = "random"):
-    spec = spec_of(tmp_path, SMALL)
+def _run_then(tmp_path: Path, damage, trials_first: int = 3, strategy: str = "random",
+              epochs: int = 1):
+    spec = spec_of(tmp_path, SMALL.replace("epochs = 1", f"epochs = {epochs}"))
     db = tmp_path / "runs.db"
     autoarch.search(spec, strategy=strategy, trials=trials_first, db=db, name="r", seed=2)
     journal = tmp_path / "runs.db.optuna.log"
@@ -261,7 +262,8 @@ def test_a_database_renamed_with_its_journal_resumes(tmp_path):
 
 
 def test_a_kill_between_the_history_and_the_journal_is_reconciled(tmp_path):
-    """The history has the last trial complete; the journal stops before its tell."""
+    """The history has the last trial complete; the journal stops before its tell (two
+    epochs: the trial went to the journal, running, when its first ended)."""
 
     def drop_last_tell(db: Path, journal: Path) -> None:
         lines = journal.read_bytes().splitlines(keepends=True)
@@ -271,7 +273,7 @@ def test_a_kill_between_the_history_and_the_journal_is_reconciled(tmp_path):
         study = study_of(db)
         assert study.trials[-1].state == TrialState.RUNNING  # the disagreement, as a kill left it
 
-    db, result = _run_then(tmp_path, drop_last_tell)
+    db, result = _run_then(tmp_path, drop_last_tell, epochs=2)
     assert result.counted == 5
     assert_study_agrees(db)
 
