@@ -17,7 +17,15 @@ import autoarch
 from autoarch.backends.torch.init import apply_init
 from autoarch.compiler.values import Symbol, SymbolCall
 from autoarch.search.data import Dataset, load_data
-from autoarch.search.trainer import EpochResult, TrainingFailed, train
+from autoarch.search.trainer import EpochResult, TrainingFailed
+from autoarch.search.trainer import train as _train
+
+
+def train(model: nn.Module, data: Dataset, cfg: dict, **kwargs: Any):
+    """The trainer on the CPU unless ``cfg`` names a device: these checks compare with
+    models and formulas on the CPU, and ``device = auto`` trains on a GPU where there is
+    one (found on a GPU machine)."""
+    return _train(model, data, {"device": Symbol("cpu"), **cfg}, **kwargs)
 
 
 def opt(name: str, **settings: Any) -> SymbolCall:
