@@ -44,8 +44,6 @@ from .study import StudyFiles, mark_infeasible, trial_attrs, worst_values
 MAX_INVALID_STREAK = 500
 #: error of a trial stopped by the search's timeout (kept, not counted, tried again)
 TIMED_OUT = INTERRUPTED + ": the search's timeout was reached"
-#: a running trial's curve goes to the journal at most this often (seconds)
-JOURNAL_EVERY_S = 1.0
 
 
 class Reporter:
@@ -107,16 +105,19 @@ class Driver:
         self._counted: int | None = None
         #: whether the run's kept weights were pruned to its best since it (re)started
         self._weights_pruned = False
+        #: whether the last trial trained took as long as the journal's batches: trials
+        #: due to the journal are then written before the next one trains
+        self._slow = True
 
     # -- setup
     def begin(self, stack: contextlib.ExitStack) -> tuple[Any, Any]:
         """Check, then create or resume the run: its study and sampler. ``stack`` holds
         the run's guard (lock, signals, the run's status on an error) until it closes."""
+        self.files = StudyFiles(self.db)  # (its setting checked before anything is written)
         self.probe = preflight(self.spec, self.opts, self.base_dir, self.reporter.note)
         self.history = History(self.db)
         self.record = RunRecord(self.history, self.spec, self.opts, self.db, self.name,
                                 self.base_dir)
-        self.files = StudyFiles(self.db)
         guard = self.record.guarded(self.files)
         guard.__enter__()
         stack.push(guard.__exit__)
@@ -201,9 +202,11 @@ class Driver:
             self._done(item)  # (the whole trial goes to the journal there, in one line)
             return None
         if self.opts.backend != "local":
-            # trained elsewhere: its parameters and attributes in the journal before it
-            # trains (one trained here is written when an epoch ends, see _on_epoch)
+            # trained elsewhere: its parameters and attributes to the journal before it
+            # trains (one trained here when an epoch ends, see _on_epoch)
             self.files.record(item.trial.number)
+        elif self._slow and self.files.due:
+            self.files.write()  # (trials take a while: the journal waits for none)
         twin = self.inflight.get(item.key)
         if twin is not None:
             self.followers.setdefault(twin.trial_id, []).append(item)
@@ -252,6 +255,7 @@ class Driver:
         else:
             out = self._finish(study, job, error=payload["error"], tb=payload.get("traceback"))
         self.inflight.pop(job.key, None)
+        self._slow = (out.duration_s or 0.0) >= self.files.every_s
         self._done(out)
         waiting = self.followers.pop(job.trial_id, [])
         if not waiting:
@@ -321,12 +325,11 @@ class Driver:
         """Record each epoch as it ends (the last one with the trial's end); report it
         to the pruner, which may stop the trial.
 
-        The trial goes to the journal when its first epoch ends (unless that is its
-        last): its parameters, attributes and curve so far, for whoever watches the
-        study (optuna-dashboard); then its curve when an epoch ends at least
-        :data:`JOURNAL_EVERY_S` after the last write, and whole when it ends. One that
-        ends with its first epoch is written once, whole, when it ends; one killed
-        before, the history has and a resume adds (study.py, ``_mend``)."""
+        The trial is due to the journal as each epoch but its last ends (its
+        parameters, attributes and curve so far, for whoever watches the study:
+        optuna-dashboard), and when it ends; the journal is written at most once a
+        second (``StudyFiles.record``), so a short trial goes in once, whole. What a kill
+        keeps from the journal, the history has and a resume adds (study.py, ``_mend``)."""
         from .objective import TrialPruned
 
         history, files, watch = self.history, self.files, self.opts.objectives[0].metric
@@ -334,7 +337,6 @@ class Driver:
         single = len(self.opts.objectives) == 1  # (Optuna keeps curves of one objective)
         trial, trial_id, last = job.trial, job.trial_id, int(job.cfg["epochs"])
         assert history is not None
-        written = [-math.inf]  # when the trial was last written to the journal
 
         def on_epoch(ep: Any) -> None:
             if ep.epoch >= last:  # the trial ends next: its row goes in that commit
@@ -346,9 +348,8 @@ class Driver:
                 trial.report(float(value), ep.epoch)  # the study's curve, pruner or not
                 if prune and trial.should_prune():
                     raise TrialPruned(f"pruned after epoch {ep.epoch}")
-            if ep.epoch < last and time.monotonic() - written[0] >= JOURNAL_EVERY_S:
+            if ep.epoch < last:
                 files.record(trial.number)
-                written[0] = time.monotonic()
 
         return on_epoch
 

@@ -21,19 +21,20 @@ resumes, the study is made to agree with the history:
 The journal's path is stored relative to the database (``runs.study_storage``),
 so a database renamed together with its journal still finds it. During a run the
 samplers, the pruner and the search work on a copy of the study in memory, and the
-journal is written from it (:class:`StudyMirror`): each trial once whole (when an
-epoch before its last ends, when it ends, or for a Ray worker when it is proposed),
-then what changed, its lines in a few appends (:class:`JournalFile`).
+journal is written from it (:class:`StudyMirror`) in batches, at most once a second
+(:class:`StudyFiles`): each trial once whole, then what changed, a batch's lines in
+one append (:class:`JournalFile`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,10 @@ class JournalFile:
       numbers it as this process did;
     - a trial's result (a finished state) is written at once, with what came before
       it; :meth:`flush` writes the rest (after each trial :class:`StudyMirror`
-      writes, and when the run ends).
+      writes, and when the run ends);
+    - inside :meth:`holding` (a search writes its trials so, in batches: see
+      :class:`StudyFiles`) the lock is taken once, the lines others appended are
+      read first, and the batch's lines go to the file in one write at its end.
 
     Lines that create nothing are appended without the lock (one ``write`` of whole
     lines in append mode, which no other append splits): they only change this run's
@@ -136,6 +140,7 @@ class JournalFile:
         self._mine: list[tuple[int, int]] = []  # byte ranges written here beyond _end
         self._new: list[dict[str, Any]] = []  # lines for the storage to apply next
         self._pending: list[dict[str, Any]] = []  # applied here, not in the file yet
+        self._holding = False  # the journal lock held across operations (holding())
 
     # BaseJournalBackend (registered in _storage)
     def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
@@ -163,7 +168,36 @@ class JournalFile:
             if self._pending:
                 self._flush(locked)
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Optuna's journal lock held across the operations of the block (a batch of
+        trials): the lines others appended are read first, and no one appends while it
+        is held, so this process's lines, numbering ones too, go to the file in one
+        write when the block ends (also when it raises: they are applied here already,
+        and must take in the file the places they took here)."""
+        with self._guard:
+            if self._holding:
+                yield
+                return
+            self.lock.acquire()
+            self._holding = True
+            try:
+                self._read()
+                yield
+            finally:
+                try:
+                    if self._pending:
+                        data = b"".join(_line(log).encode("utf-8") + b"\n"
+                                        for log in self._pending)
+                        self._end = self._append(data)[1]
+                        self._mine, self._pending = [], []
+                finally:
+                    self._holding = False
+                    self.lock.release()
+
     def _flush(self, locked: bool) -> None:
+        if self._holding:  # (written when the hold ends)
+            return
         data = "".join([_line(log) + "\n" for log in self._pending]).encode("utf-8")
         if not locked:
             start, end = self._append(data)
@@ -371,9 +405,41 @@ def _held(t: Any) -> _Held:
                  None if t.values is None else tuple(t.values))
 
 
+#: the environment variable that sets how often a search writes its trials to the
+#: journal (seconds; 0: each trial as soon as it is recorded)
+JOURNAL_EVERY_ENV = "AUTOARCH_JOURNAL_EVERY_S"
+
+
+def journal_every_s() -> float:
+    """Seconds between a search's writes to the journal: ``$AUTOARCH_JOURNAL_EVERY_S``,
+    else 1. A trial that ends waits at most that long, or until the next has trained."""
+    text = os.environ.get(JOURNAL_EVERY_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        from ..dsl.errors import CommandError
+
+        raise CommandError(f"{JOURNAL_EVERY_ENV} must be a number of seconds >= 0, not "
+                           f"'{text}'", hint=f"unset it (1 s) or set e.g. "
+                           f"{JOURNAL_EVERY_ENV}=0 to write each trial at once")
+    return value
+
+
 class StudyFiles:
     """Opens journals, moving a damaged one aside; collects what it did as notes; holds
-    the run's :class:`StudyMirror`."""
+    the run's :class:`StudyMirror`, and writes its trials to the journal in batches.
+
+    The search says which trial is due (:meth:`record`): when it ends, and while it
+    trains as an epoch ends. The trials due are written together at most once every
+    :attr:`every_s` seconds (:func:`journal_every_s`), under one hold of the journal's
+    lock, in one append: for short trials one line each, and one lock and one write
+    for many, where writing each as it ended cost about 0.3 ms a trial, a sixth of
+    the search's own time. The history is written first, always; what a kill keeps
+    from the journal, a resume completes from it (:func:`resume_study`)."""
 
     def __init__(self, db: Path):
         self.db = db
@@ -382,6 +448,9 @@ class StudyFiles:
         self.created: list[Path] = []
         self._backends: list[JournalFile] = []
         self.mirror: StudyMirror | None = None
+        self.every_s = journal_every_s()
+        self._due: set[int] = set()  # trials to write to the journal
+        self._written = -math.inf  # when they were last written (time.monotonic)
 
     def mirrored(self, journal: Any, **study_args: Any) -> Any:
         """The run's study in memory, a copy of ``journal`` (a study in a journal opened
@@ -390,10 +459,29 @@ class StudyFiles:
         return self.mirror.study
 
     def record(self, number: int) -> None:
-        """Write trial ``number`` of the run's study to its journal, to the file."""
-        if self.mirror is not None:
-            self.mirror.record(number)
+        """Trial ``number`` of the run's study is to go to its journal: written with the
+        others due once :attr:`every_s` has passed since the last write (else by a later
+        call, :meth:`write` or :meth:`close`)."""
+        self._due.add(number)
+        if time.monotonic() - self._written >= self.every_s:
+            self.write()
+
+    @property
+    def due(self) -> bool:
+        """Whether trials wait to be written to the journal."""
+        return bool(self._due)
+
+    def write(self) -> None:
+        """Write the trials due to the journal now, under one hold of its lock."""
+        if self.mirror is not None and self._due:
+            with contextlib.ExitStack() as held:
+                for backend in self._backends:
+                    held.enter_context(backend.holding())
+                for number in sorted(self._due):
+                    self.mirror.record(number)
+        self._due.clear()
         self.flush()
+        self._written = time.monotonic()
 
     def flush(self) -> None:
         """Write what the studies opened here hold and their journals do not yet."""
@@ -405,6 +493,7 @@ class StudyFiles:
         journal study is written as it happens."""
         if self.mirror is not None:
             self.mirror.record()
+        self._due.clear()
         for backend in self._backends:
             backend.batching = False
             backend.flush()

@@ -1,8 +1,9 @@
 """A resumed run completes, from the history, what a kill kept from the journal. The
-journal is written from the run's study in memory (search/study.py ``StudyMirror``):
-a trial trained here once whole when an epoch before its last ends (one line: its
-parameters, attributes and curve so far), then its curve and result when it ends;
-one that ends at its first epoch, whole at its end. So a process killed after the
+journal is written from the run's study in memory (search/study.py ``StudyMirror``),
+here as soon as the search records a trial (``AUTOARCH_JOURNAL_EVERY_S=0``): a trial
+once whole when an epoch before its last ends (one line: its parameters, attributes
+and curve so far), then its curve and result when it ends; one that ends at its
+first epoch, whole at its end. So a process killed after the
 history recorded a trial, and before the journal did, leaves the trial in the journal
 either not at all or created and running without its end.
 
@@ -19,7 +20,15 @@ import signal
 import pytest
 from optuna.trial import TrialState
 from search_testing import run_cli
-from test_overhead_journal import assert_agrees, rows, start, studies, wait_until, write_spec
+from test_overhead_journal import (
+    AT_ONCE,
+    assert_agrees,
+    rows,
+    start,
+    studies,
+    wait_until,
+    write_spec,
+)
 
 #: Optuna's journal operation that creates a trial
 CREATE_TRIAL = 4
@@ -30,7 +39,7 @@ def test_what_a_kill_kept_from_the_journal_is_completed_on_resume(tmp_path, kept
     spec = write_spec(tmp_path, epochs=2)
     db = tmp_path / "runs.db"
     args = ["search", spec, "--db", db, "--name", "r", "--seed", "3"]
-    first = run_cli(*args, "--trials", "5", cwd=tmp_path, timeout=600)
+    first = run_cli(*args, "--trials", "5", cwd=tmp_path, timeout=600, extra_env=AT_ONCE)
     assert first.returncode == 0, first.stderr
     journal = db.with_name(db.name + ".optuna.log")
     lines = journal.read_bytes().splitlines(keepends=True)

@@ -261,7 +261,7 @@ def test_a_database_renamed_with_its_journal_resumes(tmp_path):
     assert_study_agrees(db)
 
 
-def test_a_kill_between_the_history_and_the_journal_is_reconciled(tmp_path):
+def test_a_kill_between_the_history_and_the_journal_is_reconciled(tmp_path, monkeypatch):
     """The history has the last trial complete; the journal stops before its tell (two
     epochs: the trial went to the journal, running, when its first ended)."""
 
@@ -273,6 +273,7 @@ def test_a_kill_between_the_history_and_the_journal_is_reconciled(tmp_path):
         study = study_of(db)
         assert study.trials[-1].state == TrialState.RUNNING  # the disagreement, as a kill left it
 
+    monkeypatch.setenv("AUTOARCH_JOURNAL_EVERY_S", "0")  # each trial's lines at once
     db, result = _run_then(tmp_path, drop_last_tell, epochs=2)
     assert result.counted == 5
     assert_study_agrees(db)
