@@ -34,7 +34,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,18 +325,23 @@ class StudyMirror:
             self._ids.append(t._trial_id)
         self._guard = threading.Lock()  # (Ray Tune's callbacks may run in other threads)
 
-    def record(self, number: int | None = None) -> None:
-        """Write trial ``number`` (and any before it the journal lacks; every trial and
-        the study's attributes when None) to the journal as it is in memory now."""
-        with self._guard:
+    def record(self, numbers: Iterable[int] | None = None,
+               backends: Sequence[JournalFile] = ()) -> None:
+        """Write the trials ``numbers`` (and any before them the journal lacks; every
+        trial when None) and the study's attributes to the journal as they are in
+        memory now, under one hold of the lock of each of ``backends``."""
+        with self._guard, contextlib.ExitStack() as held:  # (this order, always)
+            for backend in backends:
+                held.enter_context(backend.holding())
             self._record_study()
-            if number is None:
+            if numbers is None:
                 for t in self._memory.get_all_trials(self._mid, deepcopy=False):
                     self._record(t)
                 return
-            for n in range(len(self._held), number):  # (asked before it, so numbered first)
-                self._record(self._trial(n))
-            self._record(self._trial(number))
+            for number in sorted(numbers):
+                for n in range(len(self._held), number):  # (asked before, numbered first)
+                    self._record(self._trial(n))
+                self._record(self._trial(number))
 
     def _trial(self, number: int) -> Any:
         memory = self._memory
@@ -474,11 +479,7 @@ class StudyFiles:
     def write(self) -> None:
         """Write the trials due to the journal now, under one hold of its lock."""
         if self.mirror is not None and self._due:
-            with contextlib.ExitStack() as held:
-                for backend in self._backends:
-                    held.enter_context(backend.holding())
-                for number in sorted(self._due):
-                    self.mirror.record(number)
+            self.mirror.record(self._due, self._backends)
         self._due.clear()
         self.flush()
         self._written = time.monotonic()
@@ -492,7 +493,7 @@ class StudyFiles:
         """Record the run's study whole, flush; from here on every operation on the
         journal study is written as it happens."""
         if self.mirror is not None:
-            self.mirror.record()
+            self.mirror.record(None, self._backends)
         self._due.clear()
         for backend in self._backends:
             backend.batching = False
