@@ -229,7 +229,7 @@ class Driver:
     def _done(self, outcome: TrialOutcome) -> None:
         assert self.history is not None and self.run_id is not None
         self.outcomes.append(outcome)
-        self.files.record(outcome.number)  # the trial's end in the journal
+        self.files.record(outcome.number)  # the trial's end: due to the journal
         self.streak = self.streak + 1 if outcome.state == "invalid" else 0
         if self._counted is not None and counts(outcome.state, outcome.error):
             self._counted += 1

@@ -289,9 +289,9 @@ class StudyMirror:
     :meth:`record` writes a trial to the journal study through Optuna's storage API:
     the first time whole, as one trial created from it (``create_new_trial`` with the
     trial as its template), later what changed (its attributes, curve and result).
-    The search records a trial trained in its process when an epoch before its last
-    ends and when it ends (a trial of one epoch once, whole), a trial a Ray worker
-    trains when it is proposed and when it ends: the journal holds every ended
+    The search has a trial recorded (in batches, :class:`StudyFiles`) as an epoch
+    before its last ends and when it ends (a short trial once, whole), a trial a Ray
+    worker trains when it is proposed and when it ends: the journal holds every ended
     trial's result, and a running trial's parameters, attributes and the epochs it
     finished (the history, which holds them too, fills in on resume what a kill kept
     from the journal: ``_mend``). Trials are recorded in

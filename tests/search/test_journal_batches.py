@@ -16,13 +16,14 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from search_testing import SPEC, query, run_cli, spec_of, write_spec
-from test_overhead_journal import assert_agrees
+from test_overhead_journal import assert_agrees, studies
 
 import autoarch
 import autoarch.search.trainer as trainer_mod
 
 
 def journal_trials(db: Path) -> dict[int, optuna.trial.FrozenTrial]:
+    """The run's trials in the journal, read with plain Optuna (none before it exists)."""
     path = db.with_name(db.name + ".optuna.log")
     if not path.exists() or path.stat().st_size == 0:
         return {}
@@ -55,14 +56,14 @@ def test_short_trials_wait_and_go_to_the_journal_together_at_the_end(tmp_path, m
     assert len(seen) == 6  # (a grid: six distinct candidates, each trained)
     # the first record of the run writes at once; after it, nothing until the run ends
     assert all(len(held) <= 1 for held in seen.values()), seen
-    assert_agrees(journal_trials_study(db), db, "r")
+    assert_agrees(studies(db)["r"], db, "r")
 
 
 def test_each_trial_at_once_with_zero(tmp_path, monkeypatch):
     db, result, seen = search_watching(tmp_path, monkeypatch, "0", epochs=1, trials=6)
     for started, held in seen.items():  # every trial before it, complete
         assert held == {n: TrialState.COMPLETE for n in range(started)}, (started, held)
-    assert_agrees(journal_trials_study(db), db, "r")
+    assert_agrees(studies(db)["r"], db, "r")
 
 
 def test_after_a_trial_as_long_as_a_batch_the_journal_waits_for_no_training(tmp_path,
@@ -80,13 +81,7 @@ def test_after_a_trial_as_long_as_a_batch_the_journal_waits_for_no_training(tmp_
             assert held.get(started - 1) == TrialState.COMPLETE, (started, held, durations)
             checked += 1
     assert checked, f"no trial took {every} s: {durations}"
-    assert_agrees(journal_trials_study(db), db, "r")
-
-
-def journal_trials_study(db: Path) -> optuna.Study:
-    storage = JournalStorage(JournalFileBackend(str(db.with_name(db.name + ".optuna.log"))))
-    (name,) = optuna.get_all_study_names(storage)
-    return optuna.load_study(study_name=name, storage=storage)
+    assert_agrees(studies(db)["r"], db, "r")
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
